@@ -1,0 +1,3 @@
+from orgguard.cli import main
+
+main()

@@ -1,0 +1,114 @@
+"""The application factory: routes, error mapping, and the authorizer's lifetime."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from orgguard import __version__
+from orgguard.api.routes import check, companies, groups, members, users
+from orgguard.errors import OrgguardError, PolicyFileError
+from orgguard.service import Authorizer
+from orgguard.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, authorizer: Authorizer | None = None) -> FastAPI:
+    """Build the app; the authorizer is opened at start-up unless one is given."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if authorizer is None:
+            from orgguard.bootstrap import open_authorizer
+
+            app.state.authorizer = open_authorizer(settings)
+        else:
+            app.state.authorizer = authorizer
+        yield
+        app.state.authorizer.store.engine.dispose()
+
+    app = FastAPI(
+        title="orgguard",
+        version=__version__,
+        summary="May user X do Y in company Z? Companies, groups, members, checks.",
+        lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,
+        # Callers often omit Content-Type; a JSON body is still read as JSON.
+        strict_content_type=False,
+    )
+    app.state.settings = settings
+    for module in (check, companies, groups, members, users):
+        app.include_router(module.router)
+    _add_error_handlers(app)
+    return app
+
+
+def error_response(
+    status: int, code: str, message: str, fields: list[dict[str, str]] | None = None
+) -> JSONResponse:
+    body = {"error": code, "message": message, "fields": fields or []}
+    return JSONResponse(body, status_code=status)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(OrgguardError)
+    async def on_orgguard_error(
+        _request: Request, error: OrgguardError
+    ) -> JSONResponse:
+        fields = (
+            [{"field": error.field, "message": error.message}] if error.field else []
+        )
+        if isinstance(error, PolicyFileError):
+            fields = [{"field": "files", "message": p} for p in error.problems]
+        return error_response(error.status, error.code, error.message, fields)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid_request(
+        _request: Request, error: RequestValidationError
+    ) -> JSONResponse:
+        fields = [_field_error(item) for item in error.errors()]
+        summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
+        return error_response(422, "invalid_input", summary, fields)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(
+        _request: Request, error: StarletteHTTPException
+    ) -> JSONResponse:
+        return error_response(error.status_code, "http_error", str(error.detail))
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal_error", "internal error; see the log")
+
+
+def _field_error(item: dict[str, Any]) -> dict[str, str]:
+    if item.get("type") == "json_invalid":
+        position = item.get("loc", ("body", "?"))[-1]
+        detail = item.get("ctx", {}).get("error", "")
+        return {"field": "body", "message": f"invalid JSON at {position}: {detail}"}
+    message = str(item.get("msg", "")).removeprefix("Value error, ")
+    return {"field": _field_name(item.get("loc", ())), "message": message}
+
+
+def _field_name(loc: tuple[object, ...] | list[object]) -> str:
+    """('body', 'checks', 3, 'user') -> 'checks[3].user'; path and query keep
+    their prefix ('path.company')."""
+    parts = list(loc)
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    name = ""
+    for part in parts:
+        if isinstance(part, int):
+            name += f"[{part}]"
+        else:
+            name += f".{part}" if name else str(part)
+    return name or "body"

@@ -1,0 +1,46 @@
+"""Decisions: may user X do Y in company Z?"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from orgguard.api.deps import AuthorizerDep
+from orgguard.api.schemas import (
+    BatchRequest,
+    BatchResponse,
+    CheckRequest,
+    CheckResponse,
+    CheckResult,
+)
+from orgguard.errors import InvalidInput
+
+router = APIRouter(prefix="/v1/check", tags=["checks"])
+
+
+@router.post("", response_model=CheckResponse)
+async def check(body: CheckRequest, authorizer: AuthorizerDep) -> CheckResponse:
+    """Decide one request; a deny always says why."""
+    decision = authorizer.check(
+        body.user, body.company, body.resource, body.action, body.owner
+    )
+    return CheckResponse(
+        allowed=decision.allowed, reason=decision.reason, revision=authorizer.revision
+    )
+
+
+@router.post("/batch", response_model=BatchResponse)
+async def check_batch(
+    body: BatchRequest, authorizer: AuthorizerDep, request: Request
+) -> BatchResponse:
+    """Decide up to 1,000 requests at one revision; results in request order."""
+    limit: int = request.app.state.settings.max_batch
+    if len(body.checks) > limit:
+        raise InvalidInput(f"checks: at most {limit} per batch", field="checks")
+    revision = authorizer.revision
+    results = []
+    for item in body.checks:
+        decision = authorizer.check(
+            item.user, item.company, item.resource, item.action, item.owner
+        )
+        results.append(CheckResult(allowed=decision.allowed, reason=decision.reason))
+    return BatchResponse(results=results, revision=revision)

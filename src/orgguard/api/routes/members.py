@@ -1,0 +1,105 @@
+"""A company's members, their groups, and what they may do."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from orgguard.api.deps import After, AuthorizerDep, CompanyPath, Limit, UserPath
+from orgguard.api.routes.companies import REVISION_HEADER
+from orgguard.api.schemas import (
+    MemberPage,
+    MemberPermissions,
+    MemberPublic,
+    MemberResponse,
+    MemberSet,
+    PermissionGrant,
+    WhoCan,
+    WhoCanEntry,
+)
+
+router = APIRouter(prefix="/v1/companies/{company}", tags=["members"])
+
+
+@router.get("/members", response_model=MemberPage)
+def read_members(
+    company: CompanyPath,
+    authorizer: AuthorizerDep,
+    after: After = None,
+    limit: Limit = 100,
+) -> MemberPage:
+    """Members by user id, with their groups, a page at a time."""
+    page = authorizer.list_members(company, after, limit)
+    return MemberPage(
+        items=[
+            MemberPublic(user=user, company=company, groups=list(groups))
+            for user, groups in page.items
+        ],
+        next=page.next,
+        revision=authorizer.revision,
+    )
+
+
+@router.put("/members/{user}", response_model=MemberResponse)
+def set_member(
+    company: CompanyPath, user: UserPath, body: MemberSet, authorizer: AuthorizerDep
+) -> MemberResponse:
+    """Set the user's groups in this company in one step; contact is always kept."""
+    revision = authorizer.set_member(company, user, body.groups)
+    groups = authorizer.get_member(company, user)
+    return MemberResponse(
+        user=user, company=company, groups=list(groups), revision=revision
+    )
+
+
+@router.get("/members/{user}", response_model=MemberResponse)
+def read_member(
+    company: CompanyPath, user: UserPath, authorizer: AuthorizerDep
+) -> MemberResponse:
+    """The user's groups in this company."""
+    groups = authorizer.get_member(company, user)
+    return MemberResponse(
+        user=user, company=company, groups=list(groups), revision=authorizer.revision
+    )
+
+
+@router.delete("/members/{user}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_member(
+    company: CompanyPath, user: UserPath, authorizer: AuthorizerDep
+) -> Response:
+    """Remove the user from this company only."""
+    revision = authorizer.delete_member(company, user)
+    return Response(status_code=204, headers={REVISION_HEADER: str(revision)})
+
+
+@router.get("/members/{user}/permissions", response_model=MemberPermissions)
+def read_member_permissions(
+    company: CompanyPath, user: UserPath, authorizer: AuthorizerDep
+) -> MemberPermissions:
+    """Effective permissions: exactly what a check allows ('...:own': own only)."""
+    effective = authorizer.member_permissions(company, user)
+    return MemberPermissions(
+        user=user,
+        company=company,
+        permissions=[
+            PermissionGrant(permission=str(e.permission), groups=list(e.groups))
+            for e in effective
+        ],
+        revision=authorizer.revision,
+    )
+
+
+@router.get("/who-can", response_model=WhoCan)
+def read_who_can(
+    company: CompanyPath, permission: str, authorizer: AuthorizerDep
+) -> WhoCan:
+    """Users whom a check allows the permission ('resource:action')."""
+    users = authorizer.who_can(company, permission)
+    return WhoCan(
+        company=company,
+        permission=permission,
+        users=[
+            WhoCanEntry(user=user, scope=scope.value, groups=list(groups))
+            for user, scope, groups in users
+        ],
+        revision=authorizer.revision,
+    )

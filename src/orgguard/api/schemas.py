@@ -1,0 +1,194 @@
+"""Request and response bodies. Ids are validated here, before any route runs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr
+
+from orgguard.ids import (
+    MAX_DISPLAY_NAME,
+    NAME_ID_RULE,
+    USER_ID_RULE,
+    is_name_id,
+    is_user_id,
+)
+
+
+def _name_id(value: str) -> str:
+    if not is_name_id(value):
+        raise ValueError(f"must be {NAME_ID_RULE}")
+    return value
+
+
+def _user_id(value: str) -> str:
+    if not is_user_id(value):
+        raise ValueError(f"must be {USER_ID_RULE}")
+    return value
+
+
+def _display_name(value: str) -> str:
+    if not value.isprintable() or value != value.strip():
+        raise ValueError("must be printable and not start or end with white space")
+    return value
+
+
+NameId = Annotated[StrictStr, AfterValidator(_name_id)]
+UserId = Annotated[StrictStr, AfterValidator(_user_id)]
+DisplayName = Annotated[
+    StrictStr,
+    Field(min_length=1, max_length=MAX_DISPLAY_NAME),
+    AfterValidator(_display_name),
+]
+PermissionText = Annotated[StrictStr, Field(min_length=3, max_length=140)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CheckRequest(Strict):
+    user: UserId
+    company: NameId
+    resource: NameId
+    action: NameId
+    owner: UserId | None = None
+
+
+class CheckResult(BaseModel):
+    allowed: bool
+    reason: str
+
+
+class CheckResponse(CheckResult):
+    revision: int
+
+
+class BatchRequest(Strict):
+    checks: list[CheckRequest] = Field(max_length=1000)
+
+
+class BatchResponse(BaseModel):
+    results: list[CheckResult]
+    revision: int
+
+
+class CompanyCreate(Strict):
+    id: NameId
+    name: DisplayName
+    parent: NameId | None = None
+
+
+class GroupPublic(BaseModel):
+    id: str
+    name: str
+    predefined: bool
+    permissions: list[str]
+
+
+class CompanyPublic(BaseModel):
+    id: str
+    name: str
+    parent: str | None
+    subsidiaries: list[str]
+    groups: list[GroupPublic]
+    revision: int
+
+
+class CompanySummary(BaseModel):
+    id: str
+    name: str
+    parent: str | None
+
+
+class CompanyPage(BaseModel):
+    items: list[CompanySummary]
+    next: str | None = Field(description="pass as ?after= for the next page")
+    revision: int
+
+
+class GroupCreate(Strict):
+    id: NameId
+    name: DisplayName
+    permissions: list[PermissionText] = Field(default_factory=list, max_length=200)
+
+
+class GroupUpdate(Strict):
+    name: DisplayName | None = None
+    permissions: list[PermissionText] | None = Field(default=None, max_length=200)
+
+
+class GroupResponse(GroupPublic):
+    revision: int
+
+
+class GroupList(BaseModel):
+    items: list[GroupPublic]
+    revision: int
+
+
+class MemberSet(Strict):
+    groups: list[NameId] = Field(max_length=50)
+
+
+class MemberPublic(BaseModel):
+    user: str
+    company: str
+    groups: list[str]
+
+
+class MemberResponse(MemberPublic):
+    revision: int
+
+
+class MemberPage(BaseModel):
+    items: list[MemberPublic]
+    next: str | None
+    revision: int
+
+
+class PermissionGrant(BaseModel):
+    permission: str = Field(description="resource:action, with :own if own-only")
+    groups: list[str]
+
+
+class MemberPermissions(BaseModel):
+    user: str
+    company: str
+    permissions: list[PermissionGrant]
+    revision: int
+
+
+class UserCompany(BaseModel):
+    company: str
+    groups: list[str]
+
+
+class UserCompanies(BaseModel):
+    user: str
+    companies: list[UserCompany]
+    revision: int
+
+
+class WhoCanEntry(BaseModel):
+    user: str
+    scope: str = Field(description="company, or own: only on the user's own resources")
+    groups: list[str]
+
+
+class WhoCan(BaseModel):
+    company: str
+    permission: str
+    users: list[WhoCanEntry]
+    revision: int
+
+
+class ErrorField(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: str
+    message: str
+    fields: list[ErrorField] = Field(default_factory=list)

@@ -1,0 +1,35 @@
+"""Opening the service's state: database, schema, first-start policy load."""
+
+from __future__ import annotations
+
+import logging
+
+from orgguard.errors import Conflict
+from orgguard.policy.files import read_policy_dir
+from orgguard.service import Authorizer
+from orgguard.settings import Settings
+from orgguard.storage.database import make_engine
+from orgguard.storage.store import PolicyStore
+
+log = logging.getLogger(__name__)
+
+
+def open_authorizer(settings: Settings, *, first_start_load: bool = True) -> Authorizer:
+    """Open the database; on an empty one, load ``settings.policy_dir`` first."""
+    store = PolicyStore(make_engine(settings.database_url))
+    store.create_schema()
+    authorizer = Authorizer.open(store)
+    if first_start_load and authorizer.revision == 0:
+        snapshot = read_policy_dir(settings.policy_dir)
+        try:
+            revision = authorizer.load_snapshot(snapshot)
+        except Conflict:
+            # Another process loaded it first: take what it stored.
+            return Authorizer.open(store)
+        log.info(
+            "loaded %s into the empty database: %d companies, revision %d",
+            settings.policy_dir,
+            len(snapshot.companies),
+            revision,
+        )
+    return authorizer

@@ -1,0 +1,1 @@
+"""The policy: its vocabulary, its Casbin encoding, its files and its index."""

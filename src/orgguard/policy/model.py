@@ -1,0 +1,174 @@
+"""The policy's vocabulary: companies, groups, permissions, grants, memberships.
+
+These types know nothing of Casbin; ``orgguard.policy.casbin_rules`` encodes them
+as Casbin rules and back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Final
+
+from orgguard.errors import InvalidInput
+from orgguard.ids import check_name_id
+
+ADMIN: Final = "admin"
+BUYER: Final = "buyer"
+REQUESTER: Final = "requester"
+CONTACT: Final = "contact"
+PREDEFINED_GROUPS: Final = (ADMIN, BUYER, REQUESTER, CONTACT)
+# A user holds at most one of these in a company.
+EXCLUSIVE_GROUPS: Final = frozenset({ADMIN, BUYER, REQUESTER})
+
+
+class Scope(StrEnum):
+    """How far a grant reaches: every resource of the company, or the user's own."""
+
+    COMPANY = "company"
+    OWN = "own"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Permission:
+    resource: str
+    action: str
+
+    def __str__(self) -> str:
+        return f"{self.resource}:{self.action}"
+
+    @classmethod
+    def parse(cls, text: str, field: str = "permission") -> Permission:
+        resource, sep, action = text.partition(":")
+        if not sep:
+            raise InvalidInput(f"{field} must be 'resource:action'", field=field)
+        return cls(check_name_id(resource, field), check_name_id(action, field))
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ScopedPermission:
+    """A permission as a group holds it: ``orders:read`` or ``orders:read:own``."""
+
+    permission: Permission
+    scope: Scope
+
+    def __str__(self) -> str:
+        if self.scope is Scope.OWN:
+            return f"{self.permission}:own"
+        return str(self.permission)
+
+    @classmethod
+    def parse(cls, text: str, field: str = "permission") -> ScopedPermission:
+        base, own = text, text.endswith(":own") and text.count(":") == 2
+        if own:
+            base = text[: -len(":own")]
+        scope = Scope.OWN if own else Scope.COMPANY
+        return cls(Permission.parse(base, field), scope)
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogueEntry:
+    permission: Permission
+    ownable: bool
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Grant:
+    """A group's permission; ``company`` is None for a predefined group's template."""
+
+    company: str | None
+    group: str
+    permission: Permission
+    scope: Scope
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Membership:
+    company: str
+    user: str
+    group: str
+
+
+@dataclass(frozen=True, slots=True)
+class Company:
+    id: str
+    name: str
+    parent: str | None
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class CustomGroup:
+    company: str
+    id: str
+    name: str
+
+
+@dataclass
+class Change:
+    """One write, as rows to add and remove; the database and the index apply it.
+
+    Removals are applied before additions, so a change may replace a row.
+    """
+
+    action: str
+    company: str | None = None
+    add_companies: list[Company] = field(default_factory=list)
+    remove_companies: list[str] = field(default_factory=list)
+    add_groups: list[CustomGroup] = field(default_factory=list)
+    remove_groups: list[CustomGroup] = field(default_factory=list)
+    add_grants: list[Grant] = field(default_factory=list)
+    remove_grants: list[Grant] = field(default_factory=list)
+    add_members: list[Membership] = field(default_factory=list)
+    remove_members: list[Membership] = field(default_factory=list)
+    add_catalogue: list[CatalogueEntry] = field(default_factory=list)
+
+    def is_empty(self) -> bool:
+        return not any(
+            (
+                self.add_companies,
+                self.remove_companies,
+                self.add_groups,
+                self.remove_groups,
+                self.add_grants,
+                self.remove_grants,
+                self.add_members,
+                self.remove_members,
+                self.add_catalogue,
+            )
+        )
+
+    def summary(self) -> dict[str, int]:
+        counts = {
+            "companies_added": len(self.add_companies),
+            "companies_removed": len(self.remove_companies),
+            "groups_added": len(self.add_groups),
+            "groups_removed": len(self.remove_groups),
+            "grants_added": len(self.add_grants),
+            "grants_removed": len(self.remove_grants),
+            "members_added": len(self.add_members),
+            "members_removed": len(self.remove_members),
+            "catalogue_added": len(self.add_catalogue),
+        }
+        return {key: value for key, value in counts.items() if value}
+
+
+@dataclass
+class Snapshot:
+    """The whole policy as loaded from the database or from files."""
+
+    revision: int = 0
+    catalogue: list[CatalogueEntry] = field(default_factory=list)
+    companies: list[Company] = field(default_factory=list)
+    groups: list[CustomGroup] = field(default_factory=list)
+    grants: list[Grant] = field(default_factory=list)
+    members: list[Membership] = field(default_factory=list)
+
+    def as_change(self, action: str) -> Change:
+        return Change(
+            action=action,
+            add_companies=list(self.companies),
+            add_groups=list(self.groups),
+            add_grants=list(self.grants),
+            add_members=list(self.members),
+            add_catalogue=list(self.catalogue),
+        )

@@ -1,0 +1,80 @@
+"""Tables. ``casbin_rule`` keeps the layout of the Casbin SQLAlchemy adapter, so
+any Casbin tool can load orgguard's rules from the database as they are.
+
+orgguard adds what the adapter lacks: a unique index over the whole rule (so a
+rule is stored once, however many writers race), indexes for the per-company
+queries, and its own tables for companies, custom group names and the change
+log whose row ids are the policy revisions.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+)
+
+metadata = MetaData()
+
+_RULE_FIELDS = ("v0", "v1", "v2", "v3", "v4", "v5")
+
+casbin_rule = Table(
+    "casbin_rule",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("ptype", String(255)),
+    *(Column(name, String(255)) for name in _RULE_FIELDS),
+)
+Index(
+    "ux_casbin_rule_line",
+    casbin_rule.c.ptype,
+    *(func.coalesce(casbin_rule.c[name], "") for name in _RULE_FIELDS),
+    unique=True,
+)
+# p rules by company (v1) and g rules by company (v2).
+Index("ix_casbin_rule_v1", casbin_rule.c.ptype, casbin_rule.c.v1)
+Index("ix_casbin_rule_v2", casbin_rule.c.ptype, casbin_rule.c.v2, casbin_rule.c.v1)
+
+companies = Table(
+    "companies",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("parent", String(64), ForeignKey("companies.id"), index=True),
+    Column("revision", BigInteger, nullable=False),
+)
+
+custom_groups = Table(
+    "custom_groups",
+    metadata,
+    Column("company", String(64), ForeignKey("companies.id"), primary_key=True),
+    Column("id", String(64), primary_key=True),
+    Column("name", Text, nullable=False),
+)
+
+changes = Table(
+    "changes",
+    metadata,
+    # The revision. AUTOINCREMENT on SQLite: a number is never handed out twice.
+    Column(
+        "revision",
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("action", String(64), nullable=False),
+    Column("company", String(64), index=True),
+    Column("detail", JSON, nullable=False),
+    sqlite_autoincrement=True,
+)
