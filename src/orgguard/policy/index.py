@@ -180,8 +180,9 @@ class PolicyIndex:
         for grant in change.remove_grants:
             self._set_scope(grant, add=False)
         for group in change.remove_groups:
+            # Only the group's record: its rules go with remove_grants, so a
+            # rename (remove and add the record) keeps them.
             self.groups.get(group.company, {}).pop(group.id, None)
-            self.custom.pop((group.company, group.id), None)
         for company_id in change.remove_companies:
             self._remove_company(company_id)
 
@@ -227,6 +228,8 @@ class PolicyIndex:
             grants[grant.permission] = scopes
         else:
             grants.pop(grant.permission, None)
+            if not grants and grant.company is not None:
+                self.custom.pop((grant.company, grant.group), None)
 
     def _set_groups(self, membership: Membership, *, add: bool) -> None:
         company, user = membership.company, membership.user

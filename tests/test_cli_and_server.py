@@ -1,0 +1,181 @@
+"""The CLI and a real server process: check exit codes, load, kill -9 and restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import POLICIES, REPO
+
+ORGGUARD = [sys.executable, "-m", "orgguard"]
+
+
+def env_for(database: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "ORGGUARD_DATABASE_URL": f"sqlite:///{database}",
+        "ORGGUARD_POLICY_DIR": str(POLICIES),
+    }
+
+
+def cli(database: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*ORGGUARD, *args],
+        env=env_for(database),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "output"),
+    [
+        (["alice@acme.example", "orders", "read", "--company", "acme"], 0, "allowed"),
+        (["carol@acme.example", "orders", "read", "--company", "acme"], 1, "denied"),
+        (
+            [
+                "carol@acme.example",
+                "orders",
+                "read",
+                "--company",
+                "acme",
+                "--owner",
+                "carol@acme.example",
+            ],
+            0,
+            "own resource",
+        ),
+        (
+            ["alice@acme.example", "orders", "read", "--company", "nowhere"],
+            1,
+            "unknown company",
+        ),
+        (["alice@acme.example", "orders", "read", "--company", "*"], 2, "company"),
+        (["a,b", "orders", "read", "--company", "acme"], 2, "user"),
+    ],
+)
+def test_cli_check_exit_codes(
+    tmp_path: Path, args: list[str], code: int, output: str
+) -> None:
+    result = cli(tmp_path / "db.sqlite", "check", *args)
+
+    assert result.returncode == code, result.stderr
+    assert output in result.stdout + result.stderr
+
+
+def test_cli_load_refuses_a_second_load_and_bad_files(tmp_path: Path) -> None:
+    database = tmp_path / "db.sqlite"
+    bad = tmp_path / "bad"
+    (bad / "companies").mkdir(parents=True)
+    (bad / "catalogue.csv").write_text("p2, orders, read, maybe\n")
+    (bad / "templates.csv").write_text("p, group:boss, *, orders, read, company\n")
+    (bad / "companies" / "x.csv").write_text("# company: x\n# name: X\n")
+
+    first = cli(database, "load", str(POLICIES))
+    second = cli(database, "load", str(POLICIES))
+    broken = cli(tmp_path / "other.sqlite", "load", str(bad))
+
+    assert first.returncode == 0 and "7 companies" in first.stdout
+    assert second.returncode == 5 and "already holds" in second.stderr
+    assert broken.returncode == 2
+    assert "catalogue.csv:1: ownable must be 'yes' or 'no'" in broken.stderr
+    assert "templates.csv:1: 'boss' is not a predefined group" in broken.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def request(port: int, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=data,
+        method=method,
+        headers={"content-type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as response:
+            raw = response.read()
+            return response.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def start_server(database: Path, port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [*ORGGUARD, "serve", "--port", str(port)],
+        env=env_for(database),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if request(port, "GET", "/openapi.json")[0] == 200:
+                return process
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise AssertionError("the server did not start")
+
+
+@pytest.mark.slow
+def test_server_keeps_acknowledged_writes_across_kill_9(tmp_path: Path) -> None:
+    database, port = tmp_path / "db.sqlite", free_port()
+    check = {
+        "user": "kim@x.example",
+        "company": "newco",
+        "resource": "orders",
+        "action": "checkout",
+    }
+    server = start_server(database, port)
+    try:
+        created = request(port, "POST", "/v1/companies", {"id": "newco", "name": "N"})
+        member = request(
+            port,
+            "PUT",
+            "/v1/companies/newco/members/kim@x.example",
+            {"groups": ["buyer"]},
+        )
+        before = request(port, "POST", "/v1/check", check)
+    finally:
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+
+    server = start_server(database, port)
+    try:
+        after = request(port, "POST", "/v1/check", check)
+        docs = request(port, "GET", "/openapi.json")
+    finally:
+        server.terminate()
+        server.wait()
+
+    assert created[0] == 201 and member[0] == 200
+    assert before == (
+        200,
+        {
+            "allowed": True,
+            "reason": "granted by group 'buyer' in 'newco'",
+            "revision": member[1]["revision"],
+        },
+    )
+    assert after == before
+    assert "/v1/check" in docs[1]["paths"]

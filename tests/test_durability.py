@@ -1,0 +1,174 @@
+"""Acknowledged writes survive a restart; failed writes change nothing anywhere."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, select
+
+from orgguard.errors import Conflict, Unavailable
+from orgguard.policy.model import Permission
+from orgguard.service import Authorizer
+from orgguard.settings import Settings
+from orgguard.storage.schema import casbin_rule, companies
+from tests.conftest import reopen
+
+
+def state(authorizer: Authorizer) -> dict[str, Any]:
+    """Everything a caller can observe, in comparable form."""
+    index = authorizer.index
+    return {
+        "companies": dict(index.companies),
+        "groups": {c: dict(g) for c, g in index.groups.items()},
+        "members": {c: dict(m) for c, m in index.members.items() if m},
+        "custom": {k: dict(v) for k, v in index.custom.items() if v},
+        "templates": {k: dict(v) for k, v in index.templates.items()},
+        "catalogue": dict(index.catalogue),
+        "user_companies": {u: set(c) for u, c in index.user_companies.items()},
+        "revision": index.revision,
+    }
+
+
+def decisions(authorizer: Authorizer) -> list[bool]:
+    users = [*sorted(authorizer.index.user_companies), "ghost@x.example"]
+    companies_ = sorted(authorizer.index.companies)
+    permissions: list[Permission] = sorted(authorizer.index.catalogue)
+    return [
+        authorizer.check(user, company, p.resource, p.action, owner).allowed
+        for user in users
+        for company in companies_
+        for p in permissions
+        for owner in (None, user)
+    ]
+
+
+def write_a_lot(authorizer: Authorizer) -> None:
+    authorizer.create_company("newco", "New Co", "globex")
+    authorizer.create_group("newco", "ops", "Ops", ["orders:read:own", "reports:read"])
+    authorizer.set_member("newco", "pat@newco.example", ["buyer", "ops"])
+    authorizer.set_member("globex", "pat@newco.example", ["admin"])
+    authorizer.update_group("globex", "approvers", "Approvers", ["orders:read"])
+    authorizer.delete_member("acme", "carol@acme.example")
+    authorizer.delete_group("acme", "finance")
+    authorizer.delete_company("acme-north", cascade=False)
+
+
+def test_writes_survive_restart_with_identical_decisions(
+    authorizer: Authorizer, settings: Settings
+) -> None:
+    write_a_lot(authorizer)
+
+    restarted = reopen(settings)
+
+    assert state(restarted) == state(authorizer)
+    assert decisions(restarted) == decisions(authorizer)
+    assert restarted.check("pat@newco.example", "newco", "reports", "read").allowed
+
+
+def test_concurrent_identical_writes_store_one_row(
+    authorizer: Authorizer, settings: Settings
+) -> None:
+    barrier = threading.Barrier(8)
+    outcomes: list[str] = []
+
+    def create_and_join() -> None:
+        barrier.wait()
+        try:
+            authorizer.create_company("race", "Race", None)
+            outcomes.append("created")
+        except Conflict:
+            outcomes.append("conflict")
+        authorizer.set_member("race", "sam@race.example", ["buyer"])
+
+    threads = [threading.Thread(target=create_and_join) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(outcomes) == ["conflict"] * 7 + ["created"]
+    with authorizer.store.engine.connect() as connection:
+        memberships = connection.execute(
+            select(func.count()).where(
+                casbin_rule.c.ptype == "g", casbin_rule.c.v0 == "sam@race.example"
+            )
+        ).scalar()
+        rows = connection.execute(
+            select(func.count()).where(companies.c.id == "race")
+        ).scalar()
+    assert (memberships, rows) == (2, 1)  # buyer and contact, once each
+    assert state(reopen(settings)) == state(authorizer)
+
+
+def test_a_second_process_writing_the_same_rows_is_refused_cleanly(
+    authorizer: Authorizer, settings: Settings
+) -> None:
+    other = reopen(settings)  # a second replica on the same database
+    other.set_member("initech", "kim@initech.example", ["buyer"])
+    before = state(authorizer)
+
+    with pytest.raises(Conflict):
+        authorizer.set_member("initech", "kim@initech.example", ["buyer"])
+
+    assert state(authorizer) == before
+
+
+@pytest.fixture
+def fail_on(authorizer: Authorizer) -> Iterator[list[str]]:
+    """Make the database fail the first statement containing any listed text."""
+    triggers: list[str] = []
+
+    def before_execute(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        for trigger in triggers:
+            if trigger in statement:
+                triggers.remove(trigger)
+                raise RuntimeError(f"injected failure on: {statement[:60]}")
+
+    engine = authorizer.store.engine
+    event.listen(engine, "before_cursor_execute", before_execute)
+    yield triggers
+    event.remove(engine, "before_cursor_execute", before_execute)
+
+
+@pytest.mark.parametrize(
+    ("trigger", "write"),
+    [
+        # Company creation: the change-log row is written, then the company row.
+        ("INSERT INTO companies", lambda a: a.create_company("x", "X", "acme")),
+        # Setting groups: old rules removed, then new ones inserted.
+        (
+            "INSERT INTO casbin_rule",
+            lambda a: a.set_member("acme", "carol@acme.example", ["admin"]),
+        ),
+        # Cascade delete: many rule deletes, then the company rows.
+        (
+            "DELETE FROM companies",
+            lambda a: a.delete_company("acme", cascade=True),
+        ),
+        (
+            "INSERT INTO casbin_rule",
+            lambda a: a.create_group("acme", "g", "G", ["orders:read"]),
+        ),
+    ],
+)
+def test_failure_mid_write_changes_nothing(
+    authorizer: Authorizer,
+    settings: Settings,
+    fail_on: list[str],
+    trigger: str,
+    write: Any,
+) -> None:
+    before = state(authorizer)
+    fail_on.append(trigger)
+
+    with pytest.raises((Unavailable, RuntimeError)):
+        write(authorizer)
+
+    assert fail_on == []  # the failure did happen, in the middle of the write
+    assert state(authorizer) == before
+    assert state(reopen(settings)) == before
+    write(authorizer)  # and the same write succeeds once the fault is gone
+    assert state(reopen(settings)) == state(authorizer)
