@@ -80,9 +80,25 @@ def test_check_accepts_json_without_content_type(client: TestClient) -> None:
 
 
 def test_oversized_body_is_413(client: TestClient) -> None:
-    response = client.post("/v1/check/batch", content=b"[" + b" " * 3_000_000 + b"]")
+    body = b"[" + b" " * 3_000_000 + b"]"
 
-    assert response.status_code == 413
+    declared = client.post("/v1/check/batch", content=body)
+    chunked = client.post("/v1/check/batch", content=iter([body[:1000], body[1000:]]))
+
+    assert declared.status_code == chunked.status_code == 413
+    assert declared.json()["error"] == "too_large"
+    assert chunked.json()["fields"] == []
+
+
+def test_form_body_gets_a_content_type_hint(client: TestClient) -> None:
+    response = client.post(
+        "/v1/check",
+        content=b'{"user": "a"}',
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+
+    assert response.status_code == 422
+    assert "Content-Type: application/json" in response.json()["fields"][0]["message"]
 
 
 def test_batch_names_the_bad_item(client: TestClient) -> None:

@@ -40,6 +40,25 @@ def cli(database: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    database = tmp_path_factory.mktemp("cli") / "db.sqlite"
+    assert cli(database, "load", str(POLICIES)).returncode == 0
+    return database
+
+
+def test_cli_check_without_database_creates_nothing(tmp_path: Path) -> None:
+    database = tmp_path / "missing.sqlite"
+
+    result = cli(
+        database, "check", "alice@acme.example", "orders", "read", "--company", "acme"
+    )
+
+    assert result.returncode == 4
+    assert "no database at" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     ("args", "code", "output"),
     [
@@ -68,9 +87,9 @@ def cli(database: Path, *args: str) -> subprocess.CompletedProcess[str]:
     ],
 )
 def test_cli_check_exit_codes(
-    tmp_path: Path, args: list[str], code: int, output: str
+    loaded: Path, args: list[str], code: int, output: str
 ) -> None:
-    result = cli(tmp_path / "db.sqlite", "check", *args)
+    result = cli(loaded, "check", *args)
 
     assert result.returncode == code, result.stderr
     assert output in result.stdout + result.stderr

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from orgguard.errors import OrgguardError
+from orgguard.errors import NotFound, OrgguardError
 from orgguard.ids import check_name_id, check_user_id
 from orgguard.settings import Settings
 
@@ -77,7 +77,8 @@ def check(
         check_name_id(action, "action")
         if owner is not None:
             check_user_id(owner, "owner")
-        authorizer = open_authorizer(settings)
+        _require_database(settings.database_url)
+        authorizer = open_authorizer(settings, first_start_load=False)
     except OrgguardError as error:
         raise _fail(error) from error
     decision = authorizer.check(user, company, resource, action, owner)
@@ -106,6 +107,24 @@ def load(
         f"loaded {directory}: {len(snapshot.companies)} companies, "
         f"{len(snapshot.members)} memberships, revision {revision}"
     )
+
+
+def _require_database(url: str) -> None:
+    """``check`` reads an existing database; it never creates or loads one."""
+    from sqlalchemy import make_url
+
+    parsed = make_url(url)
+    database = parsed.database or ""
+    on_disk = database not in ("", ":memory:")
+    if (
+        parsed.get_backend_name() == "sqlite"
+        and on_disk
+        and not Path(database).is_file()
+    ):
+        raise NotFound(
+            f"no database at {url} (run 'orgguard serve' or 'orgguard load' "
+            "first, or set ORGGUARD_DATABASE_URL)"
+        )
 
 
 def main() -> None:

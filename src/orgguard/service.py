@@ -250,8 +250,8 @@ class Authorizer:
         group = self.index.groups.get(company_id, {}).get(group_id)
         if group is None:
             raise Conflict(
-                f"'{group_id}' is a predefined group: its permissions are shared "
-                "templates and cannot be changed per company",
+                f"'{group_id}' is a predefined group: it is a shared template and "
+                "cannot be renamed, edited or deleted in one company",
                 field="group",
             )
         return group

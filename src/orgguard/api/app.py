@@ -11,14 +11,27 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orgguard import __version__
 from orgguard.api.routes import check, companies, groups, members, users
+from orgguard.api.schemas import ErrorBody
 from orgguard.errors import OrgguardError, PolicyFileError
 from orgguard.service import Authorizer
 from orgguard.settings import Settings
 
 log = logging.getLogger(__name__)
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in (
+        (404, "no such company, group or member"),
+        (409, "the write contradicts the current state"),
+        (413, "the body is too large"),
+        (422, "invalid input; fields names each bad field"),
+    )
+}
 
 
 def create_app(settings: Settings, authorizer: Authorizer | None = None) -> FastAPI:
@@ -40,14 +53,19 @@ def create_app(settings: Settings, authorizer: Authorizer | None = None) -> Fast
         version=__version__,
         summary="May user X do Y in company Z? Companies, groups, members, checks.",
         lifespan=lifespan,
-        max_body_size=settings.max_body_bytes,
         # Callers often omit Content-Type; a JSON body is still read as JSON.
         strict_content_type=False,
     )
     app.state.settings = settings
     for module in (check, companies, groups, members, users):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=ERROR_RESPONSES)
     _add_error_handlers(app)
+    # Starlette counts the bytes received (chunked bodies too); the outer one
+    # answers a declared oversize in the API's error shape.
+    app.add_middleware(
+        RequestBodyLimitMiddleware, max_body_size=settings.max_body_bytes
+    )
+    app.add_middleware(DeclaredSizeLimit, max_bytes=settings.max_body_bytes)
     return app
 
 
@@ -72,9 +90,19 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid_request(
-        _request: Request, error: RequestValidationError
+        request: Request, error: RequestValidationError
     ) -> JSONResponse:
         fields = [_field_error(item) for item in error.errors()]
+        content_type = request.headers.get("content-type", "")
+        if content_type and "json" not in content_type:
+            fields.insert(
+                0,
+                {
+                    "field": "body",
+                    "message": "send the body as JSON (Content-Type: "
+                    f"application/json), not {content_type.split(';')[0]}",
+                },
+            )
         summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
         return error_response(422, "invalid_input", summary, fields)
 
@@ -112,3 +140,30 @@ def _field_name(loc: tuple[object, ...] | list[object]) -> str:
         else:
             name += f".{part}" if name else str(part)
     return name or "body"
+
+
+class DeclaredSizeLimit:
+    """Answer 413 in the API's error shape when Content-Length is over the limit.
+
+    Starlette's ``RequestBodyLimitMiddleware`` enforces the limit on the bytes
+    received (chunked bodies included) but answers a declared oversize in plain
+    text.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                declared = name == b"content-length" and value.isdigit()
+                if declared and int(value) > self.max_bytes:
+                    response = error_response(
+                        413,
+                        "too_large",
+                        f"request bodies are limited to {self.max_bytes} bytes",
+                    )
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)

@@ -172,6 +172,7 @@ def _read_company(reader: _Reader, path: Path) -> None:
             reader.snapshot.groups.append(CustomGroup(company_id, group, group_name))
 
     groups_of: dict[str, list[str]] = defaultdict(list)
+    first_line: dict[str, str] = {}
     for where, rule in reader.rules(path):
         if isinstance(rule, CatalogueEntry) or rule.company != company_id:
             reader.problem(
@@ -186,16 +187,20 @@ def _read_company(reader: _Reader, path: Path) -> None:
             reader.problem(where, f"unknown group '{rule.group}'")
         else:
             groups_of[rule.user].append(rule.group)
+            first_line.setdefault(rule.user, where)
             reader.snapshot.members.append(rule)
 
     for user, groups in sorted(groups_of.items()):
         exclusive = sorted(set(groups) & EXCLUSIVE_GROUPS)
         if len(exclusive) > 1:
             reader.problem(
-                str(path), f"'{user}' holds {' and '.join(exclusive)}: choose one"
+                first_line[user],
+                f"'{user}' holds {' and '.join(exclusive)}: choose one",
             )
         if CONTACT not in groups:
-            reader.problem(str(path), f"'{user}' is a member but not in group contact")
+            reader.problem(
+                first_line[user], f"'{user}' is a member but not in group contact"
+            )
 
 
 def _check_tree(reader: _Reader, files: dict[str, Path]) -> None:
