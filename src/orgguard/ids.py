@@ -15,20 +15,36 @@ from orgguard.errors import InvalidInput
 _NAME_ID: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _USER_ID: Final = re.compile(r"[A-Za-z0-9@._+-]{1,128}")
 
-NAME_ID_RULE: Final = "1 to 64 characters of ASCII letters, digits, '.', '_' or '-'"
+NAME_ID_RULE: Final = (
+    "1 to 64 characters of ASCII letters, digits, '.', '_' or '-', not only dots"
+)
 USER_ID_RULE: Final = (
-    "1 to 128 characters of ASCII letters, digits, '@', '.', '_', '-' or '+'"
+    "1 to 128 characters of ASCII letters, digits, '@', '.', '_', '-' or '+', "
+    "not only dots"
 )
 MAX_DISPLAY_NAME: Final = 200
 
 
 def is_name_id(value: object) -> bool:
     """Company, group, resource and action ids."""
-    return isinstance(value, str) and _NAME_ID.fullmatch(value) is not None
+    return (
+        isinstance(value, str)
+        and _NAME_ID.fullmatch(value) is not None
+        and not _only_dots(value)
+    )
 
 
 def is_user_id(value: object) -> bool:
-    return isinstance(value, str) and _USER_ID.fullmatch(value) is not None
+    return (
+        isinstance(value, str)
+        and _USER_ID.fullmatch(value) is not None
+        and not _only_dots(value)
+    )
+
+
+def _only_dots(value: str) -> bool:
+    # "." and ".." are path segments: URLs and file names would not keep them.
+    return value.strip(".") == ""
 
 
 def check_name_id(value: str, field: str) -> str:

@@ -92,6 +92,13 @@ class Authorizer:
             )
             return Decision(False, INTERNAL_ERROR_REASON)
 
+    def check_many(
+        self, requests: Iterable[tuple[str, str, str, str, str | None]]
+    ) -> tuple[list[Decision], int]:
+        """Decide a batch at one revision: no write lands while it runs."""
+        with self._write_lock:
+            return [self.check(*request) for request in requests], self.revision
+
     # -- companies ---------------------------------------------------------------
 
     def list_companies(self, after: str | None, limit: int) -> Page[Company]:
