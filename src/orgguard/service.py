@@ -19,7 +19,6 @@ from orgguard.ids import check_display_name, check_name_id, check_user_id
 from orgguard.policy.index import Decision, EffectivePermission, PolicyIndex
 from orgguard.policy.model import (
     CONTACT,
-    EXCLUSIVE_GROUPS,
     PREDEFINED_GROUPS,
     Change,
     Company,
@@ -30,6 +29,7 @@ from orgguard.policy.model import (
     Scope,
     ScopedPermission,
     Snapshot,
+    exclusive_groups,
 )
 from orgguard.storage.store import PolicyStore
 
@@ -312,7 +312,7 @@ class Authorizer:
         wanted = {CONTACT}
         for position, group in enumerate(groups):
             wanted.add(check_name_id(group, f"groups[{position}]"))
-        exclusive = sorted(wanted & EXCLUSIVE_GROUPS)
+        exclusive = exclusive_groups(wanted)
         if len(exclusive) > 1:
             raise Conflict(
                 f"a user holds at most one of admin, buyer, requester in a company, "

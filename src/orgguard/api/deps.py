@@ -24,10 +24,6 @@ Limit = Annotated[int, Query(ge=1, le=1000, description="page size")]
 After = Annotated[
     str | None,
     Query(description="the last id of the previous page"),
-    AfterValidator(lambda value: None if value is None else _user_or_name(value)),
-]
-
-
-def _user_or_name(value: str) -> str:
     # Cursors are company or user ids; the user alphabet contains the other.
-    return _user_id(value)
+    AfterValidator(lambda value: None if value is None else _user_id(value)),
+]

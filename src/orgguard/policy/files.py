@@ -27,7 +27,6 @@ from orgguard.ids import check_display_name, is_name_id
 from orgguard.policy import casbin_rules
 from orgguard.policy.model import (
     CONTACT,
-    EXCLUSIVE_GROUPS,
     PREDEFINED_GROUPS,
     CatalogueEntry,
     Company,
@@ -36,6 +35,7 @@ from orgguard.policy.model import (
     Permission,
     Scope,
     Snapshot,
+    exclusive_groups,
 )
 
 _HEADER = re.compile(r"#\s*(company|name|parent|group\s+(\S+))\s*:\s*(.*?)\s*")
@@ -191,7 +191,7 @@ def _read_company(reader: _Reader, path: Path) -> None:
             reader.snapshot.members.append(rule)
 
     for user, groups in sorted(groups_of.items()):
-        exclusive = sorted(set(groups) & EXCLUSIVE_GROUPS)
+        exclusive = exclusive_groups(groups)
         if len(exclusive) > 1:
             reader.problem(
                 first_line[user],

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Final
 
 from orgguard.policy.model import (
-    EXCLUSIVE_GROUPS,
     PREDEFINED_GROUPS,
     CatalogueEntry,
     Change,
@@ -254,7 +253,3 @@ def _ordered(groups: Iterable[str]) -> tuple[str, ...]:
     """Predefined groups first, in their fixed order, then custom ones by id."""
     predefined = [group for group in PREDEFINED_GROUPS if group in groups]
     return (*predefined, *sorted(set(groups) - set(PREDEFINED_GROUPS)))
-
-
-def exclusive_in(groups: Iterable[str]) -> list[str]:
-    return sorted(set(groups) & EXCLUSIVE_GROUPS)

@@ -6,6 +6,7 @@ as Casbin rules and back.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
@@ -20,6 +21,11 @@ CONTACT: Final = "contact"
 PREDEFINED_GROUPS: Final = (ADMIN, BUYER, REQUESTER, CONTACT)
 # A user holds at most one of these in a company.
 EXCLUSIVE_GROUPS: Final = frozenset({ADMIN, BUYER, REQUESTER})
+
+
+def exclusive_groups(groups: Iterable[str]) -> list[str]:
+    """The exclusive groups among these, sorted; more than one is not allowed."""
+    return sorted(set(groups) & EXCLUSIVE_GROUPS)
 
 
 class Scope(StrEnum):
