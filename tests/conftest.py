@@ -1,27 +1,39 @@
-"""Fixtures: a real SQLite file per test, the demo policy, the app over it."""
+"""Fixtures: a real SQLite file per test, the demo policy, the app over it.
+
+``client`` calls the API as seller staff (a seller-admin API key); tests of who
+may do what build their own callers with ``bearer`` and ``user_token``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import jwt
 import pytest
 from fastapi.testclient import TestClient
 
+from orgguard.access import Caller
 from orgguard.api.app import create_app
 from orgguard.bootstrap import open_authorizer
+from orgguard.platform_admin import PlatformAdmin
 from orgguard.service import Authorizer
 from orgguard.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 POLICIES = REPO / "policies"
 MODEL = REPO / "model.conf"
+JWT_SECRET = "test-secret-of-at-least-32-bytes-0123456789"
+OPERATOR = Caller("cli:tests", "operator")
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(
-        database_url=f"sqlite:///{tmp_path / 'orgguard.db'}", policy_dir=POLICIES
+        database_url=f"sqlite:///{tmp_path / 'orgguard.db'}",
+        policy_dir=POLICIES,
+        jwt_secret=JWT_SECRET,
     )
 
 
@@ -33,9 +45,40 @@ def authorizer(settings: Settings) -> Iterator[Authorizer]:
 
 
 @pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
+def anonymous(settings: Settings) -> Iterator[TestClient]:
+    """The app with no credential sent."""
     with TestClient(create_app(settings)) as client:
         yield client
+
+
+@pytest.fixture
+def client(anonymous: TestClient) -> TestClient:
+    """The app as seller staff: every request carries a seller-admin key."""
+    anonymous.headers.update(bearer(make_key(anonymous, "tests-admin")))
+    return anonymous
+
+
+def make_key(client: TestClient, name: str, role: str = "seller-admin") -> str:
+    """A new API key, made by the operator on the app's own database."""
+    platform: PlatformAdmin = client.app.state.platform  # type: ignore[attr-defined]
+    return platform.create_key(OPERATOR, name, role).secret
+
+
+def bearer(credential: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {credential}"}
+
+
+def user_token(
+    user: str,
+    *,
+    secret: str = JWT_SECRET,
+    expires_in: timedelta = timedelta(minutes=5),
+    **claims: object,
+) -> str:
+    """A person's HS256 token, as the seller's identity provider would sign it."""
+    now = datetime.now(UTC)
+    payload = {"sub": user, "iat": now, "exp": now + expires_in, **claims}
+    return jwt.encode(payload, secret, algorithm="HS256")
 
 
 def reopen(settings: Settings) -> Authorizer:

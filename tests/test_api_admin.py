@@ -307,6 +307,11 @@ def test_permissions_equal_what_check_allows(client: TestClient) -> None:
         "invoices:pay",
         "budgets:manage",
         "reports:read",
+        "groups:read",
+        "groups:write",
+        "members:read",
+        "members:write",
+        "audit:read",
     ]
     for company in ("acme", "globex", "acme-south"):
         members = client.get(f"/v1/companies/{company}/members").json()["items"]

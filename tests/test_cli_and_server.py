@@ -121,13 +121,15 @@ def free_port() -> int:
         return port
 
 
-def request(port: int, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+def request(
+    port: int, method: str, path: str, body: Any = None, key: str | None = None
+) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
+    headers = {"content-type": "application/json"}
+    if key is not None:
+        headers["authorization"] = f"Bearer {key}"
     req = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}",
-        data=data,
-        method=method,
-        headers={"content-type": "application/json"},
+        f"http://127.0.0.1:{port}{path}", data=data, method=method, headers=headers
     )
     try:
         with urllib.request.urlopen(req, timeout=10) as response:
@@ -138,10 +140,12 @@ def request(port: int, method: str, path: str, body: Any = None) -> tuple[int, A
 
 
 def start_server(database: Path, port: int) -> subprocess.Popen[bytes]:
+    """``orgguard serve --demo-key`` in the database's folder, which then holds
+    the demo seller-admin key (see ``demo_key``)."""
     process = subprocess.Popen(
-        [*ORGGUARD, "serve", "--port", str(port)],
+        [*ORGGUARD, "serve", "--port", str(port), "--demo-key"],
         env=env_for(database),
-        cwd=REPO,
+        cwd=database.parent,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -156,6 +160,10 @@ def start_server(database: Path, port: int) -> subprocess.Popen[bytes]:
     raise AssertionError("the server did not start")
 
 
+def demo_key(database: Path) -> str:
+    return (database.parent / "demo-admin.key").read_text().strip()
+
+
 @pytest.mark.slow
 def test_server_keeps_acknowledged_writes_across_kill_9(tmp_path: Path) -> None:
     database, port = tmp_path / "db.sqlite", free_port()
@@ -166,22 +174,27 @@ def test_server_keeps_acknowledged_writes_across_kill_9(tmp_path: Path) -> None:
         "action": "checkout",
     }
     server = start_server(database, port)
+    key = demo_key(database)
     try:
-        created = request(port, "POST", "/v1/companies", {"id": "newco", "name": "N"})
+        created = request(
+            port, "POST", "/v1/companies", {"id": "newco", "name": "N"}, key
+        )
         member = request(
             port,
             "PUT",
             "/v1/companies/newco/members/kim@x.example",
             {"groups": ["buyer"]},
+            key,
         )
-        before = request(port, "POST", "/v1/check", check)
+        before = request(port, "POST", "/v1/check", check, key)
     finally:
         server.send_signal(signal.SIGKILL)
         server.wait()
 
     server = start_server(database, port)
     try:
-        after = request(port, "POST", "/v1/check", check)
+        stale = request(port, "POST", "/v1/check", check, key)
+        after = request(port, "POST", "/v1/check", check, demo_key(database))
         docs = request(port, "GET", "/openapi.json")
     finally:
         server.terminate()
@@ -196,5 +209,9 @@ def test_server_keeps_acknowledged_writes_across_kill_9(tmp_path: Path) -> None:
             "revision": member[1]["revision"],
         },
     )
-    assert after == before
+    # The restart replaced the demo key (two writes), so the revision moved on.
+    assert after[0] == 200
+    assert after[1]["allowed"] and after[1]["reason"] == before[1]["reason"]
+    assert after[1]["revision"] == member[1]["revision"] + 2
+    assert stale[0] == 401  # the restart replaced the demo key
     assert "/v1/check" in docs[1]["paths"]

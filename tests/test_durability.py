@@ -14,7 +14,7 @@ from orgguard.policy.model import Permission
 from orgguard.service import Authorizer
 from orgguard.settings import Settings
 from orgguard.storage.schema import casbin_rule, companies
-from tests.conftest import reopen
+from tests.conftest import OPERATOR, reopen
 
 
 def state(authorizer: Authorizer) -> dict[str, Any]:
@@ -46,14 +46,18 @@ def decisions(authorizer: Authorizer) -> list[bool]:
 
 
 def write_a_lot(authorizer: Authorizer) -> None:
-    authorizer.create_company("newco", "New Co", "globex")
-    authorizer.create_group("newco", "ops", "Ops", ["orders:read:own", "reports:read"])
-    authorizer.set_member("newco", "pat@newco.example", ["buyer", "ops"])
-    authorizer.set_member("globex", "pat@newco.example", ["admin"])
-    authorizer.update_group("globex", "approvers", "Approvers", ["orders:read"])
-    authorizer.delete_member("acme", "carol@acme.example")
-    authorizer.delete_group("acme", "finance")
-    authorizer.delete_company("acme-north", cascade=False)
+    authorizer.create_company(OPERATOR, "newco", "New Co", "globex")
+    authorizer.create_group(
+        OPERATOR, "newco", "ops", "Ops", ["orders:read:own", "reports:read"]
+    )
+    authorizer.set_member(OPERATOR, "newco", "pat@newco.example", ["buyer", "ops"])
+    authorizer.set_member(OPERATOR, "globex", "pat@newco.example", ["admin"])
+    authorizer.update_group(
+        OPERATOR, "globex", "approvers", "Approvers", ["orders:read"]
+    )
+    authorizer.delete_member(OPERATOR, "acme", "carol@acme.example")
+    authorizer.delete_group(OPERATOR, "acme", "finance")
+    authorizer.delete_company(OPERATOR, "acme-north", cascade=False)
 
 
 def test_writes_survive_restart_with_identical_decisions(
@@ -77,11 +81,11 @@ def test_concurrent_identical_writes_store_one_row(
     def create_and_join() -> None:
         barrier.wait()
         try:
-            authorizer.create_company("race", "Race", None)
+            authorizer.create_company(OPERATOR, "race", "Race", None)
             outcomes.append("created")
         except Conflict:
             outcomes.append("conflict")
-        authorizer.set_member("race", "sam@race.example", ["buyer"])
+        authorizer.set_member(OPERATOR, "race", "sam@race.example", ["buyer"])
 
     threads = [threading.Thread(target=create_and_join) for _ in range(8)]
     for thread in threads:
@@ -103,17 +107,37 @@ def test_concurrent_identical_writes_store_one_row(
     assert state(reopen(settings)) == state(authorizer)
 
 
-def test_a_second_process_writing_the_same_rows_is_refused_cleanly(
+def test_a_write_first_catches_up_with_another_process(
     authorizer: Authorizer, settings: Settings
 ) -> None:
-    other = reopen(settings)  # a second replica on the same database
-    other.set_member("initech", "kim@initech.example", ["buyer"])
-    before = state(authorizer)
+    other = reopen(settings)  # a second process on the same database (the CLI)
+    other.set_member(OPERATOR, "initech", "kim@initech.example", ["buyer"])
+    other.create_company(OPERATOR, "elsewhere", "Made elsewhere", None)
+    assert "elsewhere" not in authorizer.index.companies  # not yet seen
 
-    with pytest.raises(Conflict):
-        authorizer.set_member("initech", "kim@initech.example", ["buyer"])
+    revision = authorizer.set_member(
+        OPERATOR, "initech", "kim@initech.example", ["buyer"]
+    )
 
-    assert state(authorizer) == before
+    # It validated against the other process's writes: the same membership is
+    # a no-op, not a conflict, and the other company is there.
+    assert revision == other.revision
+    assert "elsewhere" in authorizer.index.companies
+    assert state(authorizer) == state(reopen(settings))
+
+
+def test_refresh_picks_up_another_process_and_keeps_readers_whole(
+    authorizer: Authorizer, settings: Settings
+) -> None:
+    old_index = authorizer.index
+    assert authorizer.refresh() is False  # nothing new
+
+    reopen(settings).delete_member(OPERATOR, "acme", "carol@acme.example")
+
+    assert authorizer.refresh() is True
+    assert authorizer.index is not old_index  # swapped whole, never edited
+    assert "carol@acme.example" in old_index.members["acme"]
+    assert "carol@acme.example" not in authorizer.index.members["acme"]
 
 
 @pytest.fixture
@@ -137,20 +161,23 @@ def fail_on(authorizer: Authorizer) -> Iterator[list[str]]:
     ("trigger", "write"),
     [
         # Company creation: the change-log row is written, then the company row.
-        ("INSERT INTO companies", lambda a: a.create_company("x", "X", "acme")),
+        (
+            "INSERT INTO companies",
+            lambda a: a.create_company(OPERATOR, "x", "X", "acme"),
+        ),
         # Setting groups: old rules removed, then new ones inserted.
         (
             "INSERT INTO casbin_rule",
-            lambda a: a.set_member("acme", "carol@acme.example", ["admin"]),
+            lambda a: a.set_member(OPERATOR, "acme", "carol@acme.example", ["admin"]),
         ),
         # Cascade delete: many rule deletes, then the company rows.
         (
             "DELETE FROM companies",
-            lambda a: a.delete_company("acme", cascade=True),
+            lambda a: a.delete_company(OPERATOR, "acme", cascade=True),
         ),
         (
             "INSERT INTO casbin_rule",
-            lambda a: a.create_group("acme", "g", "G", ["orders:read"]),
+            lambda a: a.create_group(OPERATOR, "acme", "g", "G", ["orders:read"]),
         ),
     ],
 )

@@ -21,7 +21,7 @@ from sqlalchemy_adapter import Adapter
 from orgguard.bootstrap import open_authorizer
 from orgguard.errors import OrgguardError
 from orgguard.settings import Settings
-from tests.conftest import MODEL, POLICIES
+from tests.conftest import MODEL, OPERATOR, POLICIES
 from tests.test_durability import state
 
 COMPANIES = ["c1", "c2", "c3", "acme"]
@@ -68,15 +68,15 @@ def run(authorizer: Any, op: tuple[Any, ...]) -> None:
     name, *args = op
     try:
         if name == "create_company":
-            authorizer.create_company(args[0], args[0].upper(), args[1])
+            authorizer.create_company(OPERATOR, args[0], args[0].upper(), args[1])
         elif name == "delete_company":
-            authorizer.delete_company(args[0], args[1])
+            authorizer.delete_company(OPERATOR, args[0], args[1])
         elif name == "create_group":
-            authorizer.create_group(args[0], args[1], "Group", args[2])
+            authorizer.create_group(OPERATOR, args[0], args[1], "Group", args[2])
         elif name == "update_group":
-            authorizer.update_group(args[0], args[1], None, args[2])
+            authorizer.update_group(OPERATOR, args[0], args[1], None, args[2])
         else:
-            getattr(authorizer, name)(*args)
+            getattr(authorizer, name)(OPERATOR, *args)
     except OrgguardError:
         pass  # refused writes are part of the test: they must change nothing
 

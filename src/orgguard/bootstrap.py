@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from orgguard.access import Caller
 from orgguard.errors import Conflict
 from orgguard.policy.files import read_policy_dir
 from orgguard.service import Authorizer
@@ -13,19 +14,22 @@ from orgguard.storage.store import PolicyStore
 
 log = logging.getLogger(__name__)
 
+FIRST_START = Caller("orgguard:first-start", "operator")
+
 
 def open_authorizer(settings: Settings, *, first_start_load: bool = True) -> Authorizer:
     """Open the database; on an empty one, load ``settings.policy_dir`` first."""
     store = PolicyStore(make_engine(settings.database_url))
     store.create_schema()
-    authorizer = Authorizer.open(store)
+    inherits = settings.admin_inherits
+    authorizer = Authorizer.open(store, admin_inherits=inherits)
     if first_start_load and authorizer.revision == 0:
         snapshot = read_policy_dir(settings.policy_dir)
         try:
-            revision = authorizer.load_snapshot(snapshot)
+            revision = authorizer.load_snapshot(FIRST_START, snapshot)
         except Conflict:
             # Another process loaded it first: take what it stored.
-            return Authorizer.open(store)
+            return Authorizer.open(store, admin_inherits=inherits)
         log.info(
             "loaded %s into the empty database: %d companies, revision %d",
             settings.policy_dir,

@@ -3,21 +3,45 @@ each error's own code (see ``orgguard.errors``)."""
 
 from __future__ import annotations
 
+import getpass
+import json
 import logging
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from orgguard.errors import NotFound, OrgguardError
+from orgguard.access import Caller
+from orgguard.errors import InvalidInput, NotFound, OrgguardError
 from orgguard.ids import check_name_id, check_user_id
 from orgguard.settings import Settings
+
+if TYPE_CHECKING:
+    from orgguard.platform_admin import PlatformAdmin
+    from orgguard.service import Authorizer
 
 app = typer.Typer(
     help="orgguard: may user X do Y in company Z?",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+keys_app = typer.Typer(help="API keys for calling services", no_args_is_help=True)
+roles_app = typer.Typer(help="platform roles of seller staff", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(roles_app, name="roles")
+
+DEMO_KEY_NAME = "demo-admin"
+DEMO_KEY_FILE = Path("demo-admin.key")
+
+
+def _operator() -> Caller:
+    """The CLI acts on the database directly, as the local operator."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = "unknown"
+    return Caller.operator(name)
 
 
 def _configure_logging(level: str) -> None:
@@ -36,6 +60,13 @@ def _fail(error: OrgguardError) -> typer.Exit:
 def serve(
     host: Annotated[str | None, typer.Option(help="address to bind")] = None,
     port: Annotated[int | None, typer.Option(help="port to bind")] = None,
+    demo_key: Annotated[
+        bool,
+        typer.Option(
+            help=f"replace the seller-admin key '{DEMO_KEY_NAME}', print it and "
+            f"write it to ./{DEMO_KEY_FILE} (for the demo)"
+        ),
+    ] = False,
 ) -> None:
     """Serve the API (loads the policy directory into an empty database first)."""
     import uvicorn
@@ -47,6 +78,8 @@ def serve(
     _configure_logging(settings.log_level)
     try:
         authorizer = open_authorizer(settings)
+        if demo_key:
+            _issue_demo_key(authorizer)
     except OrgguardError as error:
         raise _fail(error) from error
     uvicorn.run(
@@ -66,10 +99,7 @@ def check(
     owner: Annotated[str | None, typer.Option(help="who owns the resource")] = None,
 ) -> None:
     """Decide from the database: exit 0 when allowed, 1 when denied."""
-    from orgguard.bootstrap import open_authorizer
 
-    settings = Settings()
-    _configure_logging("warning")
     try:
         check_user_id(user, "user")
         check_name_id(company, "company")
@@ -77,8 +107,7 @@ def check(
         check_name_id(action, "action")
         if owner is not None:
             check_user_id(owner, "owner")
-        _require_database(settings.database_url)
-        authorizer = open_authorizer(settings, first_start_load=False)
+        authorizer = _open()
     except OrgguardError as error:
         raise _fail(error) from error
     decision = authorizer.check(user, company, resource, action, owner)
@@ -100,13 +129,188 @@ def load(
     try:
         snapshot = read_policy_dir(directory)
         authorizer = open_authorizer(settings, first_start_load=False)
-        revision = authorizer.load_snapshot(snapshot)
+        revision = authorizer.load_snapshot(_operator(), snapshot)
     except OrgguardError as error:
         raise _fail(error) from error
     typer.echo(
         f"loaded {directory}: {len(snapshot.companies)} companies, "
         f"{len(snapshot.members)} memberships, revision {revision}"
     )
+
+
+def _issue_demo_key(authorizer: Authorizer) -> None:
+    from orgguard.platform_admin import PlatformAdmin
+
+    platform = PlatformAdmin(authorizer)
+    operator = _operator()
+    if any(
+        k.name == DEMO_KEY_NAME and k.revoked_at is None
+        for k in platform.list_keys(operator)
+    ):
+        platform.revoke_key(operator, DEMO_KEY_NAME)
+    created = platform.create_key(operator, DEMO_KEY_NAME, "seller-admin")
+    DEMO_KEY_FILE.write_text(created.secret + "\n", encoding="utf-8")
+    DEMO_KEY_FILE.chmod(0o600)
+    typer.echo(
+        f"demo seller-admin API key (also in ./{DEMO_KEY_FILE}; replaced at every "
+        f"'make run'):\n  export ORGGUARD_KEY={created.secret}"
+    )
+
+
+def _open() -> Authorizer:
+    """The authorizer over an existing database, for the commands that read or
+    change it (never creates one)."""
+    from orgguard.bootstrap import open_authorizer
+
+    settings = Settings()
+    _configure_logging("warning")
+    _require_database(settings.database_url)
+    return open_authorizer(settings, first_start_load=False)
+
+
+def _platform() -> PlatformAdmin:
+    from orgguard.platform_admin import PlatformAdmin
+
+    return PlatformAdmin(_open())
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="who uses the key, e.g. storefront")],
+    role: Annotated[str, typer.Option(help="checker, seller-support, seller-admin")],
+) -> None:
+    """Create an API key; the key is printed once, alone on the last line."""
+    try:
+        created = _platform().create_key(_operator(), name, role)
+    except OrgguardError as error:
+        raise _fail(error) from error
+    typer.echo(f"created API key '{name}' (role {role}, id {created.key.id}).")
+    typer.echo("It is shown only now; orgguard keeps a salted hash. The key:")
+    typer.echo(created.secret)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Every key with its role; revoked ones say since when."""
+    try:
+        keys = _platform().list_keys(_operator())
+    except OrgguardError as error:
+        raise _fail(error) from error
+    for key in keys:
+        state = "active" if key.revoked_at is None else f"revoked {key.revoked_at}"
+        typer.echo(
+            f"{key.name}\t{key.role}\t{key.id}\tcreated {key.created_at} by "
+            f"{key.created_by}\t{state}"
+        )
+
+
+@keys_app.command("revoke")
+def keys_revoke(name: str) -> None:
+    """Revoke the active key of that name; every server refuses it at once."""
+    try:
+        revision = _platform().revoke_key(_operator(), name)
+    except OrgguardError as error:
+        raise _fail(error) from error
+    typer.echo(f"revoked API key '{name}' (revision {revision})")
+
+
+@roles_app.command("list")
+def roles_list() -> None:
+    """Who holds which platform role (keys as key:<name>)."""
+    try:
+        holders = _platform().list_roles(_operator())
+    except OrgguardError as error:
+        raise _fail(error) from error
+    for subject, roles in holders:
+        typer.echo(f"{subject}\t{', '.join(roles)}")
+
+
+@roles_app.command("grant")
+def roles_grant(user: str, role: str) -> None:
+    """Give a person a platform role."""
+    _change_roles(user, role, add=True)
+
+
+@roles_app.command("revoke")
+def roles_revoke(user: str, role: str) -> None:
+    """Take a platform role from a person."""
+    _change_roles(user, role, add=False)
+
+
+def _change_roles(user: str, role: str, *, add: bool) -> None:
+    try:
+        check_user_id(user, "user")
+        platform = _platform()
+        held = set(platform.authorizer.index.roles.get(user, ()))
+        wanted = held | {role} if add else held - {role}
+        revision = platform.set_roles(_operator(), user, sorted(wanted))
+    except OrgguardError as error:
+        raise _fail(error) from error
+    typer.echo(
+        f"{user}: {', '.join(sorted(wanted)) or 'no roles'} (revision {revision})"
+    )
+
+
+@app.command()
+def audit(
+    company: Annotated[str | None, typer.Option(help="only this company")] = None,
+    actor: Annotated[str | None, typer.Option(help="only this actor")] = None,
+    since: Annotated[datetime | None, typer.Option(help="at or after (UTC)")] = None,
+    until: Annotated[datetime | None, typer.Option(help="before (UTC)")] = None,
+    before: Annotated[int | None, typer.Option(help="revisions below this")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+) -> None:
+    """The audit trail, newest first, one JSON object a line."""
+    try:
+        if company is not None:
+            check_name_id(company, "company")
+        records = _platform().audit(
+            _operator(), company, actor, since, until, before, limit
+        )
+    except OrgguardError as error:
+        raise _fail(error) from error
+    for r in records:
+        line = {
+            "revision": r.revision,
+            "at": r.at.isoformat(),
+            "actor": r.actor,
+            "action": r.action,
+            "company": r.company,
+            "request_id": r.request_id,
+            "before": r.before,
+            "after": r.after,
+        }
+        typer.echo(json.dumps(line, ensure_ascii=False))
+    if len(records) == limit:
+        typer.echo(f"# more: --before {records[-1].revision}", err=True)
+
+
+@app.command()
+def token(
+    user: str,
+    minutes: Annotated[int, typer.Option(min=1, max=24 * 60)] = 60,
+) -> None:
+    """Sign a bearer token for USER with ORGGUARD_JWT_SECRET (demos and tests;
+    in production the seller's identity provider issues tokens)."""
+    import jwt
+
+    settings = Settings()
+    try:
+        check_user_id(user, "user")
+        if settings.jwt_secret is None:
+            raise InvalidInput("set ORGGUARD_JWT_SECRET to sign tokens")
+    except OrgguardError as error:
+        raise _fail(error) from error
+    claims: dict[str, object] = {
+        "sub": user,
+        "iat": datetime.now(UTC),
+        "exp": datetime.now(UTC) + timedelta(minutes=minutes),
+    }
+    if settings.jwt_issuer:
+        claims["iss"] = settings.jwt_issuer
+    if settings.jwt_audience:
+        claims["aud"] = settings.jwt_audience
+    typer.echo(jwt.encode(claims, settings.jwt_secret.get_secret_value(), "HS256"))
 
 
 def _require_database(url: str) -> None:

@@ -6,6 +6,8 @@ translated where they are caught, with ``raise ... from``.
 
     OrgguardError               500, exit 3
     ├── InvalidInput            422, exit 2   a value failed validation, by field
+    ├── Unauthenticated         401, exit 7   no, or no valid, credential
+    ├── Forbidden               403, exit 8   a valid caller without the right
     ├── PolicyFileError         422, exit 2   policy files with problems (file and line)
     ├── NotFound                404, exit 4   no such company, group or member
     ├── Conflict                409, exit 5   the write contradicts the current state
@@ -43,6 +45,29 @@ class PolicyFileError(OrgguardError):
 
     def __str__(self) -> str:
         return "\n".join([self.message, *self.problems])
+
+
+class Unauthenticated(OrgguardError):
+    """The caller is unknown. The message says what was wrong with the credential
+    (missing, malformed, expired, revoked) but never whose it was."""
+
+    status = 401
+    exit_code = 7
+    code = "unauthenticated"
+
+
+class Forbidden(OrgguardError):
+    """The caller is known and lacks the right; ``missing`` names what it lacks."""
+
+    status = 403
+    exit_code = 8
+    code = "forbidden"
+
+    def __init__(
+        self, message: str, missing: list[str], *, field: str | None = None
+    ) -> None:
+        super().__init__(message, field=field)
+        self.missing = missing
 
 
 class NotFound(OrgguardError):

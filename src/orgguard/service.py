@@ -1,23 +1,36 @@
 """The authorizer: decisions and the administration of companies, groups and members.
 
-Every write follows the same steps under one lock: validate against the current
-state, describe the write as a ``Change``, commit it to the database, then apply
-the same change to the in-memory index. A write the database refuses never
-reaches memory, so the two cannot drift apart.
+Every write follows the same steps under one lock: catch up with writes other
+processes committed, ask the gate whether the caller may take the action,
+validate against the current state, describe the write as a ``Change`` (with the
+before and after states for the audit trail), commit it to the database, then
+apply the same change to the in-memory index. A write the database refuses
+never reaches memory, so the two cannot drift apart.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
+from orgguard.access import Caller, Gate
 from orgguard.errors import Conflict, InvalidInput, NotFound
 from orgguard.ids import check_display_name, check_name_id, check_user_id
+from orgguard.policy.actions import (
+    COMPANIES_READ,
+    COMPANIES_WRITE,
+    GROUPS_READ,
+    GROUPS_WRITE,
+    MEMBERS_READ,
+    MEMBERS_WRITE,
+)
 from orgguard.policy.index import Decision, EffectivePermission, PolicyIndex
 from orgguard.policy.model import (
+    ADMIN,
     CONTACT,
     PREDEFINED_GROUPS,
     Change,
@@ -55,19 +68,60 @@ class Page(Generic[T]):
     next: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Hierarchy:
+    company: str
+    parents: list[str]  # the parent first, the root last
+    subsidiaries: list[Company]  # at every depth, by id
+
+
 class Authorizer:
-    def __init__(self, store: PolicyStore, index: PolicyIndex) -> None:
+    def __init__(
+        self, store: PolicyStore, index: PolicyIndex, *, admin_inherits: bool = True
+    ) -> None:
         self.store = store
         self.index = index
-        self._write_lock = threading.Lock()
+        self.gate = Gate(admin_inherits=admin_inherits)
+        self.write_lock = threading.Lock()
 
     @classmethod
-    def open(cls, store: PolicyStore) -> Authorizer:
-        return cls(store, PolicyIndex.from_snapshot(store.load()))
+    def open(cls, store: PolicyStore, *, admin_inherits: bool = True) -> Authorizer:
+        index = PolicyIndex.from_snapshot(store.load())
+        return cls(store, index, admin_inherits=admin_inherits)
 
     @property
     def revision(self) -> int:
         return self.index.revision
+
+    def refresh(self) -> bool:
+        """Catch up with writes another process committed; True if it did.
+
+        A full reload, swapped in at once (readers see the old index or the new
+        one, never a mix). Replicas replaying the change log instead come with
+        the replica work (issue 6).
+        """
+        with self.write_lock:
+            return self._catch_up()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the write lock over a caught-up index: decide, validate, commit."""
+        with self.write_lock:
+            self._catch_up()
+            yield
+
+    def _catch_up(self) -> bool:
+        if self.store.revision() == self.index.revision:
+            return False
+        self.index = PolicyIndex.from_snapshot(self.store.load())
+        log.info("caught up with the database at revision %d", self.index.revision)
+        return True
+
+    def require(
+        self, caller: Caller, action: Permission, company: str | None = None
+    ) -> None:
+        """Raise Forbidden unless the caller may take the admin action."""
+        self.gate.require(self.index, caller, action, company)
 
     # -- decisions -------------------------------------------------------------
 
@@ -96,15 +150,29 @@ class Authorizer:
         self, requests: Iterable[tuple[str, str, str, str, str | None]]
     ) -> tuple[list[Decision], int]:
         """Decide a batch at one revision: no write lands while it runs."""
-        with self._write_lock:
+        with self.write_lock:
             return [self.check(*request) for request in requests], self.revision
 
     # -- companies ---------------------------------------------------------------
 
-    def list_companies(self, after: str | None, limit: int) -> Page[Company]:
-        return _page(self.index.companies, after, limit, self.index.companies.get)
+    def list_companies(
+        self, caller: Caller, after: str | None, limit: int
+    ) -> Page[Company]:
+        """Every company for the platform; a company admin sees its own."""
+        index = self.index
+        keys: Iterable[str] = index.companies
+        if not self.gate.allows(index, caller, COMPANIES_READ):
+            visible = self.gate.companies_allowing(index, caller, GROUPS_READ)
+            if not visible:
+                self.require(caller, COMPANIES_READ)
+            keys = visible or ()
+        return _page(keys, after, limit, index.companies.get)
 
-    def get_company(self, company_id: str) -> Company:
+    def get_company(self, caller: Caller, company_id: str) -> Company:
+        self.require(caller, GROUPS_READ, company_id)
+        return self.company(company_id)
+
+    def company(self, company_id: str) -> Company:
         company = self.index.companies.get(company_id)
         if company is None:
             raise NotFound(f"company '{company_id}' does not exist", field="company")
@@ -113,25 +181,42 @@ class Authorizer:
     def subsidiaries(self, company_id: str) -> list[str]:
         return sorted(self.index.children.get(company_id, ()))
 
-    def create_company(self, company_id: str, name: str, parent: str | None) -> int:
+    def hierarchy(self, caller: Caller, company_id: str) -> Hierarchy:
+        """The chain of parents and every subsidiary below the company."""
+        self.get_company(caller, company_id)
+        index = self.index
+        return Hierarchy(
+            company_id,
+            index.ancestors(company_id),
+            [index.companies[c] for c in index.descendants(company_id)],
+        )
+
+    def create_company(
+        self, caller: Caller, company_id: str, name: str, parent: str | None
+    ) -> int:
         check_name_id(company_id, "id")
         check_display_name(name, "name")
         if parent is not None:
             check_name_id(parent, "parent")
-        with self._write_lock:
+        with self.writing():
+            self.require(caller, COMPANIES_WRITE)
             if company_id in self.index.companies:
                 raise Conflict(f"company '{company_id}' already exists", field="id")
             if parent is not None and parent not in self.index.companies:
                 raise NotFound(
                     f"parent company '{parent}' does not exist", field="parent"
                 )
-            change = Change("company.create", company_id)
-            change.add_companies.append(Company(company_id, name, parent))
+            company = Company(company_id, name, parent)
+            change = audited_change(
+                caller, "company.create", company_id, None, _company_state(company)
+            )
+            change.add_companies.append(company)
             return self._commit(change)
 
-    def delete_company(self, company_id: str, cascade: bool) -> int:
-        with self._write_lock:
-            self.get_company(company_id)
+    def delete_company(self, caller: Caller, company_id: str, cascade: bool) -> int:
+        with self.writing():
+            self.require(caller, COMPANIES_WRITE)
+            self.company(company_id)
             doomed = self._subtree(company_id)
             if len(doomed) > 1 and not cascade:
                 raise Conflict(
@@ -139,7 +224,14 @@ class Authorizer:
                     f"({', '.join(sorted(doomed[:-1]))}); delete with cascade=true",
                     field="cascade",
                 )
-            change = Change("company.delete", company_id)
+            before = {
+                "companies": [_company_state(self.index.companies[c]) for c in doomed],
+                "members": {
+                    c: {u: list(g) for u, g in self.index.members[c].items()}
+                    for c in doomed
+                },
+            }
+            change = audited_change(caller, "company.delete", company_id, before, None)
             for doomed_id in doomed:
                 self._forget_company(change, doomed_id)
             return self._commit(change)
@@ -170,14 +262,24 @@ class Authorizer:
 
     # -- groups ------------------------------------------------------------------
 
-    def list_groups(self, company_id: str) -> list[GroupView]:
-        self.get_company(company_id)
+    def list_groups(self, caller: Caller, company_id: str) -> list[GroupView]:
+        self.get_company(caller, company_id)
+        return self.groups(company_id)
+
+    # ``company``, ``groups``, ``group`` and ``member_groups`` ask no gate: they
+    # answer a write the caller was allowed, or serve a method that asked.
+
+    def groups(self, company_id: str) -> list[GroupView]:
         return [
             self._group_view(company_id, g) for g in self.index.group_ids(company_id)
         ]
 
-    def get_group(self, company_id: str, group_id: str) -> GroupView:
-        self.get_company(company_id)
+    def get_group(self, caller: Caller, company_id: str, group_id: str) -> GroupView:
+        self.get_company(caller, company_id)
+        return self.group(company_id, group_id)
+
+    def group(self, company_id: str, group_id: str) -> GroupView:
+        self.company(company_id)
         if not self.index.group_exists(company_id, group_id):
             raise NotFound(
                 f"group '{group_id}' does not exist in company '{company_id}'",
@@ -195,13 +297,20 @@ class Authorizer:
         )
 
     def create_group(
-        self, company_id: str, group_id: str, name: str, permissions: Iterable[str]
+        self,
+        caller: Caller,
+        company_id: str,
+        group_id: str,
+        name: str,
+        permissions: Iterable[str],
     ) -> int:
         check_name_id(group_id, "id")
         check_display_name(name, "name")
-        wanted = self._parse_permissions(permissions)
-        with self._write_lock:
-            self.get_company(company_id)
+        with self.writing():
+            self.require(caller, GROUPS_WRITE, company_id)
+            wanted = self._parse_permissions(permissions)
+            self.company(company_id)
+            self._require_holds(caller, company_id, GROUPS_WRITE, wanted)
             if group_id in PREDEFINED_GROUPS:
                 raise Conflict(f"'{group_id}' is a predefined group id", field="id")
             if self.index.group_exists(company_id, group_id):
@@ -210,13 +319,15 @@ class Authorizer:
                     field="id",
                 )
             group = CustomGroup(company_id, group_id, name)
-            change = Change("group.create", company_id)
+            after = _group_state(group, wanted)
+            change = audited_change(caller, "group.create", company_id, None, after)
             change.add_groups.append(group)
             change.add_grants.extend(_grants(group, wanted))
             return self._commit(change)
 
     def update_group(
         self,
+        caller: Caller,
         company_id: str,
         group_id: str,
         name: str | None,
@@ -224,36 +335,66 @@ class Authorizer:
     ) -> int:
         if name is not None:
             check_display_name(name, "name")
-        wanted = None if permissions is None else self._parse_permissions(permissions)
-        with self._write_lock:
+        with self.writing():
+            self.require(caller, GROUPS_WRITE, company_id)
+            wanted = (
+                None if permissions is None else self._parse_permissions(permissions)
+            )
             group = self._custom_group(company_id, group_id)
-            change = Change("group.update", company_id)
-            if name is not None and name != group.name:
-                renamed = CustomGroup(company_id, group_id, name)
+            held = set(self.index.group_grants(company_id, group_id))
+            self._require_holds(
+                caller, company_id, GROUPS_WRITE, held | (wanted or set())
+            )
+            renamed = CustomGroup(company_id, group_id, name or group.name)
+            change = audited_change(
+                caller,
+                "group.update",
+                company_id,
+                _group_state(group, held),
+                _group_state(renamed, held if wanted is None else wanted),
+            )
+            if renamed != group:
                 change.remove_groups.append(group)
                 change.add_groups.append(renamed)
             if wanted is not None:
-                held = set(self.index.group_grants(company_id, group_id))
                 change.remove_grants.extend(_grants(group, held - wanted))
                 change.add_grants.extend(_grants(group, wanted - held))
             return self._commit(change)
 
-    def delete_group(self, company_id: str, group_id: str) -> int:
+    def delete_group(self, caller: Caller, company_id: str, group_id: str) -> int:
         """Delete a custom group and its rules; its members leave it."""
-        with self._write_lock:
+        with self.writing():
+            self.require(caller, GROUPS_WRITE, company_id)
             group = self._custom_group(company_id, group_id)
-            change = Change("group.delete", company_id)
-            change.remove_grants.extend(
-                _grants(group, self.index.group_grants(company_id, group_id))
-            )
+            held = self.index.group_grants(company_id, group_id)
+            self._require_holds(caller, company_id, GROUPS_WRITE, held)
+            before = {
+                **_group_state(group, held),
+                "members": sorted(
+                    user
+                    for user, groups in self.index.members[company_id].items()
+                    if group_id in groups
+                ),
+            }
+            change = audited_change(caller, "group.delete", company_id, before, None)
+            change.remove_grants.extend(_grants(group, held))
             for user, groups in self.index.members.get(company_id, {}).items():
                 if group_id in groups:
                     change.remove_members.append(Membership(company_id, user, group_id))
             change.remove_groups.append(group)
             return self._commit(change)
 
+    def _require_holds(
+        self,
+        caller: Caller,
+        company_id: str,
+        action: Permission,
+        wanted: Iterable[ScopedPermission],
+    ) -> None:
+        self.gate.require_holds(self.index, caller, action, company_id, wanted)
+
     def _custom_group(self, company_id: str, group_id: str) -> CustomGroup:
-        self.get_group(company_id, group_id)
+        self.group(company_id, group_id)
         group = self.index.groups.get(company_id, {}).get(group_id)
         if group is None:
             raise Conflict(
@@ -286,9 +427,10 @@ class Authorizer:
     # -- members -------------------------------------------------------------------
 
     def list_members(
-        self, company_id: str, after: str | None, limit: int
+        self, caller: Caller, company_id: str, after: str | None, limit: int
     ) -> Page[tuple[str, tuple[str, ...]]]:
-        self.get_company(company_id)
+        self.require(caller, MEMBERS_READ, company_id)
+        self.company(company_id)
         members = self.index.members.get(company_id, {})
 
         def entry(user: str) -> tuple[str, tuple[str, ...]] | None:
@@ -297,8 +439,12 @@ class Authorizer:
 
         return _page(members, after, limit, entry)
 
-    def get_member(self, company_id: str, user: str) -> tuple[str, ...]:
-        self.get_company(company_id)
+    def get_member(self, caller: Caller, company_id: str, user: str) -> tuple[str, ...]:
+        self.require(caller, MEMBERS_READ, company_id)
+        return self.member_groups(company_id, user)
+
+    def member_groups(self, company_id: str, user: str) -> tuple[str, ...]:
+        self.company(company_id)
         groups = self.index.members.get(company_id, {}).get(user)
         if not groups:
             raise NotFound(
@@ -306,8 +452,14 @@ class Authorizer:
             )
         return groups
 
-    def set_member(self, company_id: str, user: str, groups: Iterable[str]) -> int:
-        """Set the user's groups in the company in one step; contact is implied."""
+    def set_member(
+        self, caller: Caller, company_id: str, user: str, groups: Iterable[str]
+    ) -> int:
+        """Set the user's groups in the company in one step; contact is implied.
+
+        A company admin may hand out the predefined groups (the seller defined
+        them for that) and the custom groups whose permissions it holds.
+        """
         check_user_id(user, "user")
         wanted = {CONTACT}
         for position, group in enumerate(groups):
@@ -319,8 +471,9 @@ class Authorizer:
                 f"not {' and '.join(exclusive)}",
                 field="groups",
             )
-        with self._write_lock:
-            self.get_company(company_id)
+        with self.writing():
+            self.require(caller, MEMBERS_WRITE, company_id)
+            self.company(company_id)
             unknown = sorted(
                 g for g in wanted if not self.index.group_exists(company_id, g)
             )
@@ -330,7 +483,19 @@ class Authorizer:
                     field="groups",
                 )
             held = set(self.index.members.get(company_id, {}).get(user, ()))
-            change = Change("member.set", company_id)
+            granted: set[ScopedPermission] = set()
+            for group in wanted - held - set(PREDEFINED_GROUPS):
+                granted.update(self.index.group_grants(company_id, group))
+            self._require_holds(caller, company_id, MEMBERS_WRITE, granted)
+            if ADMIN not in wanted:
+                self._guard_last_admin(company_id, user)
+            change = audited_change(
+                caller,
+                "member.set",
+                company_id,
+                _member_state(user, held) if held else None,
+                _member_state(user, wanted),
+            )
             change.remove_members.extend(
                 Membership(company_id, user, g) for g in sorted(held - wanted)
             )
@@ -339,33 +504,61 @@ class Authorizer:
             )
             return self._commit(change)
 
-    def delete_member(self, company_id: str, user: str) -> int:
-        with self._write_lock:
-            groups = self.get_member(company_id, user)
-            change = Change("member.delete", company_id)
+    def delete_member(self, caller: Caller, company_id: str, user: str) -> int:
+        with self.writing():
+            self.require(caller, MEMBERS_WRITE, company_id)
+            groups = self.member_groups(company_id, user)
+            self._guard_last_admin(company_id, user)
+            before = _member_state(user, groups)
+            change = audited_change(caller, "member.delete", company_id, before, None)
             change.remove_members.extend(
                 Membership(company_id, user, g) for g in groups
             )
             return self._commit(change)
 
+    def _guard_last_admin(self, company_id: str, user: str) -> None:
+        """A company that has admins keeps at least one (409 otherwise)."""
+        members = self.index.members.get(company_id, {})
+        if ADMIN not in members.get(user, ()):
+            return
+        if not any(ADMIN in g for u, g in members.items() if u != user):
+            raise Conflict(
+                f"'{user}' is the last admin of company '{company_id}'; make "
+                "another member admin first",
+                field="groups",
+            )
+
     def member_permissions(
-        self, company_id: str, user: str
+        self, caller: Caller, company_id: str, user: str
     ) -> list[EffectivePermission]:
-        self.get_member(company_id, user)
+        self.get_member(caller, company_id, user)
         return self.index.effective_permissions(company_id, user)
 
-    def user_companies(self, user: str) -> list[tuple[str, tuple[str, ...]]]:
+    def user_companies(
+        self, caller: Caller, user: str
+    ) -> list[tuple[str, tuple[str, ...]]]:
+        """The user's companies: all of them for the platform and for the user
+        itself; for a company admin, those it may read the members of."""
+        index = self.index
+        companies = sorted(index.user_companies.get(user, set()).copy())
+        if caller.kind != "user" or caller.subject != user:
+            visible = self.gate.companies_allowing(index, caller, MEMBERS_READ)
+            if visible is not None:
+                if not visible:
+                    self.require(caller, MEMBERS_READ)
+                companies = [c for c in companies if c in visible]
         return [
-            (company, self.index.members[company][user])
-            for company in sorted(self.index.user_companies.get(user, ()))
-            if user in self.index.members.get(company, {})
+            (company, groups)
+            for company in companies
+            if (groups := index.members.get(company, {}).get(user))
         ]
 
     def who_can(
-        self, company_id: str, permission_text: str
+        self, caller: Caller, company_id: str, permission_text: str
     ) -> list[tuple[str, Scope, tuple[str, ...]]]:
         """Users whom a check allows: company-wide, or only on their own resources."""
-        self.get_company(company_id)
+        self.require(caller, MEMBERS_READ, company_id)
+        self.company(company_id)
         permission = Permission.parse(permission_text, "permission")
         if permission not in self.index.catalogue:
             raise InvalidInput(
@@ -380,12 +573,19 @@ class Authorizer:
 
     # -- bulk --------------------------------------------------------------------
 
-    def load_snapshot(self, snapshot: Snapshot) -> int:
+    def load_snapshot(self, caller: Caller, snapshot: Snapshot) -> int:
         """Load a whole policy (from ``policies/``) into an empty database."""
-        with self._write_lock:
+        with self.write_lock:
             if self.index.revision or self.store.revision():
                 raise Conflict("the database already holds a policy")
-            return self._commit(snapshot.as_change("policy.load"))
+            change = snapshot.as_change("policy.load")
+            change.actor, change.request_id = caller.subject, caller.request_id
+            change.after = change.summary()
+            return self.commit(change)
+
+    def commit(self, change: Change) -> int:
+        """Write the change, then apply it to memory; hold ``write_lock``."""
+        return self._commit(change)
 
     def _commit(self, change: Change) -> int:
         if change.is_empty():
@@ -393,13 +593,46 @@ class Authorizer:
         revision = self.store.apply(change)
         self.index.apply(change, revision)
         log.info(
-            "write revision=%s action=%s company=%s %s",
+            "write revision=%s action=%s company=%s actor=%s request_id=%s %s",
             revision,
             change.action,
             change.company,
+            change.actor,
+            change.request_id,
             change.summary(),
         )
         return revision
+
+
+def audited_change(
+    caller: Caller, action: str, company: str | None, before: Any, after: Any
+) -> Change:
+    return Change(
+        action,
+        company,
+        actor=caller.subject,
+        request_id=caller.request_id,
+        before=before,
+        after=after,
+    )
+
+
+def _company_state(company: Company) -> dict[str, Any]:
+    return {"id": company.id, "name": company.name, "parent": company.parent}
+
+
+def _group_state(
+    group: CustomGroup, permissions: Iterable[ScopedPermission]
+) -> dict[str, Any]:
+    return {
+        "id": group.id,
+        "name": group.name,
+        "permissions": [str(p) for p in sorted(permissions)],
+    }
+
+
+def _member_state(user: str, groups: Iterable[str]) -> dict[str, Any]:
+    return {"user": user, "groups": sorted(groups)}
 
 
 def _grants(group: CustomGroup, permissions: Iterable[ScopedPermission]) -> list[Grant]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,4 +25,24 @@ class Settings(BaseSettings):
     max_batch: int = Field(default=1000, ge=1, le=10000, description="checks per batch")
     max_body_bytes: int = Field(
         default=2 * 1024 * 1024, ge=1024, description="larger request bodies get 413"
+    )
+    admin_inherits: bool = Field(
+        default=True,
+        description="a parent company's admins administer its subsidiaries",
+    )
+    jwt_secret: SecretStr | None = Field(
+        default=None, description="HS256 secret for people's bearer tokens"
+    )
+    jwt_public_key: Path | None = Field(
+        default=None, description="PEM public key (RS256 or ES256) for tokens"
+    )
+    jwt_jwks_file: Path | None = Field(
+        default=None, description="JWKS file (RS256 or ES256 keys, by kid)"
+    )
+    jwt_issuer: str | None = Field(default=None, description="required iss")
+    jwt_audience: str | None = Field(default=None, description="required aud")
+    refresh_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="how often to look for writes by other processes (the CLI)",
     )

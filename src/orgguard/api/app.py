@@ -2,22 +2,38 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
+import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orgguard import __version__
-from orgguard.api.routes import check, companies, groups, members, users
+from orgguard.api.routes import (
+    audit,
+    check,
+    companies,
+    groups,
+    keys,
+    members,
+    roles,
+    users,
+)
 from orgguard.api.schemas import ErrorBody
-from orgguard.errors import OrgguardError, PolicyFileError
+from orgguard.auth import Authenticator
+from orgguard.errors import Forbidden, OrgguardError, PolicyFileError, Unauthenticated
+from orgguard.platform_admin import PlatformAdmin
 from orgguard.service import Authorizer
 from orgguard.settings import Settings
 
@@ -26,6 +42,8 @@ log = logging.getLogger(__name__)
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": description}
     for status, description in (
+        (401, "no valid credential: send Authorization: Bearer <key or token>"),
+        (403, "the caller may not do this; fields name what it lacks"),
         (404, "no such company, group or member"),
         (409, "the write contradicts the current state"),
         (413, "the body is too large"),
@@ -45,7 +63,15 @@ def create_app(settings: Settings, authorizer: Authorizer | None = None) -> Fast
             app.state.authorizer = open_authorizer(settings)
         else:
             app.state.authorizer = authorizer
+        app.state.platform = PlatformAdmin(app.state.authorizer)
+        app.state.authenticator = Authenticator(settings, app.state.platform)
+        refresher = asyncio.create_task(
+            _refresh_forever(app.state.authorizer, settings.refresh_seconds)
+        )
         yield
+        refresher.cancel()
+        with suppress(asyncio.CancelledError):
+            await refresher
         app.state.authorizer.store.engine.dispose()
 
     app = FastAPI(
@@ -57,7 +83,7 @@ def create_app(settings: Settings, authorizer: Authorizer | None = None) -> Fast
         strict_content_type=False,
     )
     app.state.settings = settings
-    for module in (check, companies, groups, members, users):
+    for module in (check, companies, groups, members, users, keys, roles, audit):
         app.include_router(module.router, responses=ERROR_RESPONSES)
     _add_error_handlers(app)
     # Starlette counts the bytes received (chunked bodies too); the outer one
@@ -66,7 +92,18 @@ def create_app(settings: Settings, authorizer: Authorizer | None = None) -> Fast
         RequestBodyLimitMiddleware, max_body_size=settings.max_body_bytes
     )
     app.add_middleware(DeclaredSizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestId)
     return app
+
+
+async def _refresh_forever(authorizer: Authorizer, seconds: float) -> None:
+    """Pick up writes made by other processes (the CLI) within ``seconds``."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await run_in_threadpool(authorizer.refresh)
+        except Exception:
+            log.exception("refresh from the database failed; serving the last policy")
 
 
 def error_response(
@@ -78,15 +115,24 @@ def error_response(
 
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OrgguardError)
-    async def on_orgguard_error(
-        _request: Request, error: OrgguardError
-    ) -> JSONResponse:
+    async def on_orgguard_error(request: Request, error: OrgguardError) -> JSONResponse:
         fields = (
             [{"field": error.field, "message": error.message}] if error.field else []
         )
         if isinstance(error, PolicyFileError):
             fields = [{"field": "files", "message": p} for p in error.problems]
-        return error_response(error.status, error.code, error.message, fields)
+        if isinstance(error, Forbidden):
+            fields = [
+                {"field": error.field or "permission", "message": f"lacks {missing}"}
+                for missing in error.missing
+            ]
+        response = error_response(error.status, error.code, error.message, fields)
+        if isinstance(error, Unauthenticated):
+            challenge = 'Bearer realm="orgguard"'
+            if request.headers.get("authorization"):
+                challenge += ', error="invalid_token"'
+            response.headers["WWW-Authenticate"] = challenge
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid_request(
@@ -167,3 +213,31 @@ class DeclaredSizeLimit:
                     await response(scope, receive, send)
                     return
         await self.app(scope, receive, send)
+
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+
+
+class RequestId:
+    """Give every request an id: the caller's ``X-Request-ID`` if it is a
+    plain token of up to 128 characters, else a new one; echo it back."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next(
+            (v for k, v in scope["headers"] if k == b"x-request-id"), b""
+        ).decode("latin-1")
+        request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)

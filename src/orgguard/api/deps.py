@@ -1,14 +1,22 @@
-"""Typed dependencies shared by the routes."""
+"""Typed dependencies shared by the routes: the services and the caller."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
+from fastapi.security import HTTPBearer
 from pydantic import AfterValidator
 
+from orgguard.access import Caller
 from orgguard.api.schemas import _name_id, _user_id
+from orgguard.auth import Authenticator
+from orgguard.platform_admin import PlatformAdmin
 from orgguard.service import Authorizer
+
+# Declares the scheme in OpenAPI (the "Authorize" button of /docs); the check
+# itself is ``get_caller``, which answers every fault with one 401 shape.
+_bearer = HTTPBearer(auto_error=False, description="an API key or a JWT")
 
 
 def get_authorizer(request: Request) -> Authorizer:
@@ -16,10 +24,25 @@ def get_authorizer(request: Request) -> Authorizer:
     return authorizer
 
 
+def get_platform(request: Request) -> PlatformAdmin:
+    platform: PlatformAdmin = request.app.state.platform
+    return platform
+
+
+def get_caller(request: Request, _scheme: object = Depends(_bearer)) -> Caller:
+    authenticator: Authenticator = request.app.state.authenticator
+    return authenticator.authenticate(
+        request.headers.get("authorization"), request.state.request_id
+    )
+
+
 AuthorizerDep = Annotated[Authorizer, Depends(get_authorizer)]
+PlatformDep = Annotated[PlatformAdmin, Depends(get_platform)]
+CallerDep = Annotated[Caller, Depends(get_caller)]
 CompanyPath = Annotated[str, Path(description="company id"), AfterValidator(_name_id)]
 GroupPath = Annotated[str, Path(description="group id"), AfterValidator(_name_id)]
 UserPath = Annotated[str, Path(description="user id"), AfterValidator(_user_id)]
+NamePath = Annotated[str, Path(description="key name"), AfterValidator(_name_id)]
 Limit = Annotated[int, Query(ge=1, le=1000, description="page size")]
 After = Annotated[
     str | None,

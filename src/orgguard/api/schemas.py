@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr
 
@@ -192,3 +193,67 @@ class ErrorBody(BaseModel):
     error: str
     message: str
     fields: list[ErrorField] = Field(default_factory=list)
+
+
+class CompanyHierarchy(BaseModel):
+    company: str
+    parents: list[str] = Field(description="the parent first, the root last")
+    subsidiaries: list[CompanySummary] = Field(description="at every depth")
+    revision: int
+
+
+class KeyCreate(Strict):
+    name: NameId
+    role: NameId
+
+
+class KeyPublic(BaseModel):
+    name: str
+    id: str = Field(description="the key's public id, the part after ogk_")
+    role: str
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None
+
+
+class KeyCreated(KeyPublic):
+    key: str = Field(description="the bearer credential; shown this once only")
+    revision: int
+
+
+class KeyList(BaseModel):
+    items: list[KeyPublic]
+
+
+class RolesSet(Strict):
+    roles: list[NameId] = Field(max_length=20)
+
+
+class RoleHolder(BaseModel):
+    subject: str = Field(description="a user id, or key:<name> for an API key")
+    roles: list[str]
+
+
+class RoleList(BaseModel):
+    items: list[RoleHolder]
+    revision: int
+
+
+class RolesResponse(RoleHolder):
+    revision: int
+
+
+class AuditEntry(BaseModel):
+    revision: int
+    at: datetime
+    actor: str
+    action: str
+    company: str | None
+    request_id: str | None
+    before: Any
+    after: Any
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntry]
+    next: int | None = Field(description="pass as ?before= for the next page")

@@ -2,6 +2,7 @@
 
     policies/catalogue.csv        p2 rules: the permission catalogue
     policies/templates.csv        p rules with domain *: the predefined groups
+    policies/platform.csv         p3 and g2 rules: seller roles and their holders
     policies/companies/<id>.csv   one company: a header, its custom group rules
                                   (p) and its memberships (g)
 
@@ -25,6 +26,7 @@ from pathlib import Path
 from orgguard.errors import InvalidInput, PolicyFileError
 from orgguard.ids import check_display_name, is_name_id
 from orgguard.policy import casbin_rules
+from orgguard.policy.actions import ADMIN_ACTIONS
 from orgguard.policy.model import (
     CONTACT,
     PREDEFINED_GROUPS,
@@ -32,7 +34,10 @@ from orgguard.policy.model import (
     Company,
     CustomGroup,
     Grant,
+    Membership,
     Permission,
+    PlatformGrant,
+    RoleAssignment,
     Scope,
     Snapshot,
     exclusive_groups,
@@ -85,6 +90,7 @@ def read_policy_dir(directory: Path) -> Snapshot:
     reader = _Reader()
     _read_catalogue(reader, directory / "catalogue.csv")
     _read_templates(reader, directory / "templates.csv")
+    _read_platform(reader, directory / "platform.csv")
     company_files = sorted((directory / "companies").glob("*.csv"))
     for path in company_files:
         _read_company(reader, path)
@@ -123,6 +129,32 @@ def _read_templates(reader: _Reader, path: Path) -> None:
             continue
         if _check_grant(reader, where, rule):
             reader.snapshot.grants.append(rule)
+
+
+def _read_platform(reader: _Reader, path: Path) -> None:
+    if not path.is_file():
+        reader.problem(str(path), "missing: the platform roles")
+        return
+    assignments: list[tuple[str, RoleAssignment]] = []
+    for where, rule in reader.rules(path):
+        if isinstance(rule, PlatformGrant):
+            if rule.permission in ADMIN_ACTIONS:
+                reader.snapshot.platform.append(rule)
+            else:
+                actions = ", ".join(sorted(str(a) for a in ADMIN_ACTIONS))
+                reader.problem(
+                    where, f"unknown admin action {rule.permission} (one of {actions})"
+                )
+        elif isinstance(rule, RoleAssignment):
+            assignments.append((where, rule))
+        else:
+            reader.problem(where, "platform.csv holds only p3 and g2 rules")
+    roles = {grant.role for grant in reader.snapshot.platform}
+    for where, assignment in assignments:
+        if assignment.role in roles:
+            reader.snapshot.roles.append(assignment)
+        else:
+            reader.problem(where, f"role '{assignment.role}' has no p3 rule")
 
 
 def _check_grant(reader: _Reader, where: str, grant: Grant) -> bool:
@@ -174,7 +206,7 @@ def _read_company(reader: _Reader, path: Path) -> None:
     groups_of: dict[str, list[str]] = defaultdict(list)
     first_line: dict[str, str] = {}
     for where, rule in reader.rules(path):
-        if isinstance(rule, CatalogueEntry) or rule.company != company_id:
+        if not isinstance(rule, Grant | Membership) or rule.company != company_id:
             reader.problem(
                 where, f"a rule in this file must be in company {company_id}"
             )

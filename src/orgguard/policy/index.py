@@ -26,6 +26,8 @@ from orgguard.policy.model import (
     Grant,
     Membership,
     Permission,
+    PlatformGrant,
+    RoleAssignment,
     Scope,
     ScopedPermission,
     Snapshot,
@@ -64,6 +66,10 @@ class PolicyIndex:
         self.members: dict[str, dict[str, tuple[str, ...]]] = {}
         # user -> companies
         self.user_companies: dict[str, set[str]] = {}
+        # platform role -> the admin actions it allows
+        self.platform: dict[str, frozenset[Permission]] = {}
+        # user or key:<name> -> platform roles
+        self.roles: dict[str, frozenset[str]] = {}
 
     @classmethod
     def from_snapshot(cls, snapshot: Snapshot) -> PolicyIndex:
@@ -136,6 +142,36 @@ class PolicyIndex:
             grants[permission] = grants.get(permission, frozenset()) | scopes
         return grants
 
+    def platform_role_for(self, subject: str, permission: Permission) -> str | None:
+        """The platform role through which ``subject`` may take the admin action
+        (Casbin's ``m2`` matcher), or None."""
+        for role in sorted(self.roles.get(subject, ())):
+            if permission in self.platform.get(role, ()):
+                return role
+        return None
+
+    def ancestors(self, company: str) -> list[str]:
+        """The company's parent, its parent's parent, and so on."""
+        chain: list[str] = []
+        current = self.companies.get(company)
+        while current is not None and current.parent is not None:
+            if current.parent in chain or current.parent == company:
+                break  # a cycle cannot be stored; never loop on one anyway
+            chain.append(current.parent)
+            current = self.companies.get(current.parent)
+        return chain
+
+    def descendants(self, company: str) -> list[str]:
+        """Every subsidiary of the company, at any depth, sorted."""
+        found: list[str] = []
+        pending = [company]
+        while pending:
+            for child in self.children.get(pending.pop(), set()).copy():
+                if child not in found and child != company:
+                    found.append(child)
+                    pending.append(child)
+        return sorted(found)
+
     # -- reverse queries -----------------------------------------------------
 
     def effective_permissions(
@@ -174,6 +210,8 @@ class PolicyIndex:
 
     def apply(self, change: Change, revision: int) -> None:
         """Apply a change that the database has committed as ``revision``."""
+        for assignment in change.remove_roles:
+            self._set_role(assignment, add=False)
         for membership in change.remove_members:
             self._set_groups(membership, add=False)
         for grant in change.remove_grants:
@@ -200,7 +238,23 @@ class PolicyIndex:
             self._set_scope(grant, add=True)
         for membership in change.add_members:
             self._set_groups(membership, add=True)
+        for platform_grant in change.add_platform:
+            self._add_platform(platform_grant)
+        for assignment in change.add_roles:
+            self._set_role(assignment, add=True)
         self.revision = revision
+
+    def _add_platform(self, grant: PlatformGrant) -> None:
+        held = self.platform.get(grant.role, frozenset())
+        self.platform[grant.role] = held | {grant.permission}
+
+    def _set_role(self, assignment: RoleAssignment, *, add: bool) -> None:
+        held = self.roles.get(assignment.subject, frozenset())
+        held = held | {assignment.role} if add else held - {assignment.role}
+        if held:
+            self.roles[assignment.subject] = held
+        else:
+            self.roles.pop(assignment.subject, None)
 
     def _remove_company(self, company_id: str) -> None:
         company = self.companies.pop(company_id, None)

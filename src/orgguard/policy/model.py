@@ -1,4 +1,5 @@
-"""The policy's vocabulary: companies, groups, permissions, grants, memberships.
+"""The policy's vocabulary: companies, groups, permissions, grants, memberships,
+and the platform: seller roles, their permissions, and who holds them.
 
 These types know nothing of Casbin; ``orgguard.policy.casbin_rules`` encodes them
 as Casbin rules and back.
@@ -8,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
 from orgguard.errors import InvalidInput
 from orgguard.ids import check_name_id
@@ -109,15 +111,58 @@ class CustomGroup:
     name: str
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class PlatformGrant:
+    """A platform role's permission on an admin action (a p3 rule)."""
+
+    role: str
+    permission: Permission
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class RoleAssignment:
+    """A person (user id) or an API key (``key:<name>``) holding a platform role."""
+
+    subject: str
+    role: str
+
+
+KEY_PREFIX: Final = "key:"
+
+
+def key_subject(name: str) -> str:
+    return KEY_PREFIX + name
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A stored API key: its public id and a salted hash, never the secret."""
+
+    id: str
+    name: str
+    role: str
+    salt: str
+    digest: str
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None = None
+
+
 @dataclass
 class Change:
     """One write, as rows to add and remove; the database and the index apply it.
 
-    Removals are applied before additions, so a change may replace a row.
+    Removals are applied before additions, so a change may replace a row. The
+    actor, request id and the before and after states become the change's audit
+    record, written in the same transaction.
     """
 
     action: str
     company: str | None = None
+    actor: str = "orgguard"
+    request_id: str | None = None
+    before: Any = None
+    after: Any = None
     add_companies: list[Company] = field(default_factory=list)
     remove_companies: list[str] = field(default_factory=list)
     add_groups: list[CustomGroup] = field(default_factory=list)
@@ -127,10 +172,20 @@ class Change:
     add_members: list[Membership] = field(default_factory=list)
     remove_members: list[Membership] = field(default_factory=list)
     add_catalogue: list[CatalogueEntry] = field(default_factory=list)
+    add_platform: list[PlatformGrant] = field(default_factory=list)
+    add_roles: list[RoleAssignment] = field(default_factory=list)
+    remove_roles: list[RoleAssignment] = field(default_factory=list)
+    add_keys: list[ApiKey] = field(default_factory=list)
+    revoke_keys: list[str] = field(default_factory=list)
 
     def is_empty(self) -> bool:
         return not any(
             (
+                self.add_platform,
+                self.add_roles,
+                self.remove_roles,
+                self.add_keys,
+                self.revoke_keys,
                 self.add_companies,
                 self.remove_companies,
                 self.add_groups,
@@ -154,6 +209,11 @@ class Change:
             "members_added": len(self.add_members),
             "members_removed": len(self.remove_members),
             "catalogue_added": len(self.add_catalogue),
+            "platform_rules_added": len(self.add_platform),
+            "roles_added": len(self.add_roles),
+            "roles_removed": len(self.remove_roles),
+            "keys_added": len(self.add_keys),
+            "keys_revoked": len(self.revoke_keys),
         }
         return {key: value for key, value in counts.items() if value}
 
@@ -168,10 +228,14 @@ class Snapshot:
     groups: list[CustomGroup] = field(default_factory=list)
     grants: list[Grant] = field(default_factory=list)
     members: list[Membership] = field(default_factory=list)
+    platform: list[PlatformGrant] = field(default_factory=list)
+    roles: list[RoleAssignment] = field(default_factory=list)
 
     def as_change(self, action: str) -> Change:
         return Change(
             action=action,
+            add_platform=list(self.platform),
+            add_roles=list(self.roles),
             add_companies=list(self.companies),
             add_groups=list(self.groups),
             add_grants=list(self.grants),

@@ -3,8 +3,10 @@ any Casbin tool can load orgguard's rules from the database as they are.
 
 orgguard adds what the adapter lacks: a unique index over the whole rule (so a
 rule is stored once, however many writers race), indexes for the per-company
-queries, and its own tables for companies, custom group names and the change
-log whose row ids are the policy revisions.
+queries, and its own tables for companies, custom group names, API keys and the
+change log: one row per write, whose id is the policy revision and which is also
+the audit trail (who, what, before and after). Nothing updates or deletes a
+change row.
 """
 
 from __future__ import annotations
@@ -72,9 +74,35 @@ changes = Table(
         primary_key=True,
         autoincrement=True,
     ),
-    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # UTC, set by orgguard (not the database clock) so every backend agrees.
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
     Column("action", String(64), nullable=False),
     Column("company", String(64), index=True),
+    Column("actor", String(200), nullable=False, index=True),
+    Column("request_id", String(128)),
+    Column("before", JSON),
+    Column("after", JSON),
     Column("detail", JSON, nullable=False),
     sqlite_autoincrement=True,
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),  # public: the key's prefix
+    Column("name", String(64), nullable=False),
+    Column("role", String(64), nullable=False),
+    Column("salt", String(64), nullable=False),
+    Column("digest", String(128), nullable=False),  # sha256(salt + secret)
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+# One active key per name; a revoked key keeps its row (and its name) for audit.
+Index(
+    "ux_api_keys_active_name",
+    api_keys.c.name,
+    unique=True,
+    sqlite_where=api_keys.c.revoked_at.is_(None),
+    postgresql_where=api_keys.c.revoked_at.is_(None),
 )

@@ -9,23 +9,37 @@ README, "The SQLAlchemy adapter"). The table layout stays the adapter's.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, delete, insert, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    delete,
+    insert,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from orgguard.errors import Conflict, InvalidInput, Unavailable
 from orgguard.policy import casbin_rules
 from orgguard.policy.model import (
-    CatalogueEntry,
+    ApiKey,
     Change,
     Company,
     CustomGroup,
     Grant,
     Membership,
+    PlatformGrant,
+    RoleAssignment,
     Snapshot,
 )
 from orgguard.storage.schema import (
+    api_keys,
     casbin_rule,
     changes,
     companies,
@@ -38,12 +52,55 @@ log = logging.getLogger(__name__)
 _FIELDS = ("v0", "v1", "v2", "v3", "v4", "v5")
 
 
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Aware UTC; a naive time (as SQLite returns it) is taken to be UTC."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    revision: int
+    at: datetime
+    actor: str
+    action: str
+    company: str | None
+    request_id: str | None
+    before: Any
+    after: Any
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    """Which audit records to read, newest first. ``companies`` None: all of
+    them, platform records included; a set: only records of those companies."""
+
+    companies: frozenset[str] | None = None
+    actor: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    before_revision: int | None = None
+    limit: int = 100
+
+
 class PolicyStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
     def create_schema(self) -> None:
         metadata.create_all(self.engine)
+        columns = {c["name"] for c in inspect(self.engine).get_columns("changes")}
+        if "actor" not in columns:
+            raise Unavailable(
+                f"the database at {self.engine.url!r} has the schema of an older "
+                "orgguard (no audit columns); migrations come with Alembic. For the "
+                "demo database, run 'make clean' and start again"
+            )
 
     def revision(self) -> int:
         with self.engine.connect() as connection:
@@ -74,6 +131,53 @@ class PolicyStore:
         except DBAPIError as error:
             raise Unavailable(f"cannot read the policy: {error.orig}") from error
         return snapshot
+
+    def find_key(self, key_id: str) -> ApiKey | None:
+        """A key by its public id, revoked or not; read from the database every
+        time, so a revocation by any process counts at once."""
+        try:
+            with self.engine.connect() as connection:
+                row = connection.execute(
+                    select(api_keys).where(api_keys.c.id == key_id)
+                ).first()
+        except DBAPIError as error:
+            raise Unavailable(f"cannot read API keys: {error.orig}") from error
+        return None if row is None else _api_key(row)
+
+    def list_keys(self) -> list[ApiKey]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(api_keys).order_by(api_keys.c.name, api_keys.c.created_at)
+            )
+            return [_api_key(row) for row in rows]
+
+    def audit(self, query: AuditQuery) -> list[AuditRecord]:
+        statement = select(changes).order_by(changes.c.revision.desc())
+        if query.companies is not None:
+            statement = statement.where(changes.c.company.in_(sorted(query.companies)))
+        if query.actor is not None:
+            statement = statement.where(changes.c.actor == query.actor)
+        if query.since is not None:
+            statement = statement.where(changes.c.at >= as_utc(query.since))
+        if query.until is not None:
+            statement = statement.where(changes.c.at < as_utc(query.until))
+        if query.before_revision is not None:
+            statement = statement.where(changes.c.revision < query.before_revision)
+        with self.engine.connect() as connection:
+            rows = connection.execute(statement.limit(query.limit))
+            return [
+                AuditRecord(
+                    revision=row.revision,
+                    at=as_utc(row.at),
+                    actor=row.actor,
+                    action=row.action,
+                    company=row.company,
+                    request_id=row.request_id,
+                    before=row.before,
+                    after=row.after,
+                )
+                for row in rows
+            ]
 
     def apply(self, change: Change) -> int:
         """Write the change in one transaction and return its revision."""
@@ -111,20 +215,74 @@ def _add_rule(snapshot: Snapshot, values: Any) -> None:
         snapshot.grants.append(rule)
     elif isinstance(rule, Membership):
         snapshot.members.append(rule)
+    elif isinstance(rule, PlatformGrant):
+        snapshot.platform.append(rule)
+    elif isinstance(rule, RoleAssignment):
+        snapshot.roles.append(rule)
     else:
         snapshot.catalogue.append(rule)
 
 
+def _api_key(row: Any) -> ApiKey:
+    return ApiKey(
+        id=row.id,
+        name=row.name,
+        role=row.role,
+        salt=row.salt,
+        digest=row.digest,
+        created_at=as_utc(row.created_at),
+        created_by=row.created_by,
+        revoked_at=None if row.revoked_at is None else as_utc(row.revoked_at),
+    )
+
+
 def _write(connection: Connection, change: Change) -> int:
+    now = utcnow()
     inserted = connection.execute(
         insert(changes).values(
-            action=change.action, company=change.company, detail=change.summary()
+            at=now,
+            action=change.action,
+            company=change.company,
+            actor=change.actor,
+            request_id=change.request_id,
+            before=change.before,
+            after=change.after,
+            detail=change.summary(),
         )
     ).inserted_primary_key
     assert inserted is not None
     revision = inserted[0]
 
-    removed: list[Grant | Membership] = [*change.remove_members, *change.remove_grants]
+    for key_id in change.revoke_keys:
+        revoked = connection.execute(
+            update(api_keys)
+            .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        ).rowcount
+        if revoked != 1:
+            raise Conflict(f"API key {key_id} is not active; nothing was changed")
+    if change.add_keys:
+        connection.execute(
+            insert(api_keys),
+            [
+                {
+                    "id": key.id,
+                    "name": key.name,
+                    "role": key.role,
+                    "salt": key.salt,
+                    "digest": key.digest,
+                    "created_at": key.created_at,
+                    "created_by": key.created_by,
+                }
+                for key in change.add_keys
+            ],
+        )
+
+    removed: list[casbin_rules.Rule] = [
+        *change.remove_roles,
+        *change.remove_members,
+        *change.remove_grants,
+    ]
     for rule in removed:
         _delete_rule(connection, casbin_rules.to_row(rule))
     for group in change.remove_groups:
@@ -153,10 +311,12 @@ def _write(connection: Connection, change: Change) -> int:
                 for g in change.add_groups
             ],
         )
-    added: list[Grant | Membership | CatalogueEntry] = [
+    added: list[casbin_rules.Rule] = [
         *change.add_catalogue,
         *change.add_grants,
         *change.add_members,
+        *change.add_platform,
+        *change.add_roles,
     ]
     if added:
         connection.execute(

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from orgguard.api.deps import After, AuthorizerDep, CompanyPath, Limit, UserPath
+from orgguard.api.deps import (
+    After,
+    AuthorizerDep,
+    CallerDep,
+    CompanyPath,
+    Limit,
+    UserPath,
+)
 from orgguard.api.routes.companies import REVISION_HEADER
 from orgguard.api.schemas import (
     MemberPage,
@@ -24,11 +31,12 @@ router = APIRouter(prefix="/v1/companies/{company}", tags=["members"])
 def read_members(
     company: CompanyPath,
     authorizer: AuthorizerDep,
+    caller: CallerDep,
     after: After = None,
     limit: Limit = 100,
 ) -> MemberPage:
     """Members by user id, with their groups, a page at a time."""
-    page = authorizer.list_members(company, after, limit)
+    page = authorizer.list_members(caller, company, after, limit)
     return MemberPage(
         items=[
             MemberPublic(user=user, company=company, groups=list(groups))
@@ -41,11 +49,16 @@ def read_members(
 
 @router.put("/members/{user}", response_model=MemberResponse)
 def set_member(
-    company: CompanyPath, user: UserPath, body: MemberSet, authorizer: AuthorizerDep
+    company: CompanyPath,
+    user: UserPath,
+    body: MemberSet,
+    authorizer: AuthorizerDep,
+    caller: CallerDep,
 ) -> MemberResponse:
-    """Set the user's groups in this company in one step; contact is always kept."""
-    revision = authorizer.set_member(company, user, body.groups)
-    groups = authorizer.get_member(company, user)
+    """Set the user's groups in this company in one step; contact is always kept.
+    The last admin cannot be demoted (409)."""
+    revision = authorizer.set_member(caller, company, user, body.groups)
+    groups = authorizer.member_groups(company, user)
     return MemberResponse(
         user=user, company=company, groups=list(groups), revision=revision
     )
@@ -53,10 +66,10 @@ def set_member(
 
 @router.get("/members/{user}", response_model=MemberResponse)
 def read_member(
-    company: CompanyPath, user: UserPath, authorizer: AuthorizerDep
+    company: CompanyPath, user: UserPath, authorizer: AuthorizerDep, caller: CallerDep
 ) -> MemberResponse:
     """The user's groups in this company."""
-    groups = authorizer.get_member(company, user)
+    groups = authorizer.get_member(caller, company, user)
     return MemberResponse(
         user=user, company=company, groups=list(groups), revision=authorizer.revision
     )
@@ -64,19 +77,19 @@ def read_member(
 
 @router.delete("/members/{user}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_member(
-    company: CompanyPath, user: UserPath, authorizer: AuthorizerDep
+    company: CompanyPath, user: UserPath, authorizer: AuthorizerDep, caller: CallerDep
 ) -> Response:
-    """Remove the user from this company only."""
-    revision = authorizer.delete_member(company, user)
+    """Remove the user from this company only; never its last admin (409)."""
+    revision = authorizer.delete_member(caller, company, user)
     return Response(status_code=204, headers={REVISION_HEADER: str(revision)})
 
 
 @router.get("/members/{user}/permissions", response_model=MemberPermissions)
 def read_member_permissions(
-    company: CompanyPath, user: UserPath, authorizer: AuthorizerDep
+    company: CompanyPath, user: UserPath, authorizer: AuthorizerDep, caller: CallerDep
 ) -> MemberPermissions:
     """Effective permissions: exactly what a check allows ('...:own': own only)."""
-    effective = authorizer.member_permissions(company, user)
+    effective = authorizer.member_permissions(caller, company, user)
     return MemberPermissions(
         user=user,
         company=company,
@@ -90,10 +103,10 @@ def read_member_permissions(
 
 @router.get("/who-can", response_model=WhoCan)
 def read_who_can(
-    company: CompanyPath, permission: str, authorizer: AuthorizerDep
+    company: CompanyPath, permission: str, authorizer: AuthorizerDep, caller: CallerDep
 ) -> WhoCan:
     """Users whom a check allows the permission ('resource:action')."""
-    users = authorizer.who_can(company, permission)
+    users = authorizer.who_can(caller, company, permission)
     return WhoCan(
         company=company,
         permission=permission,
