@@ -1,4 +1,5 @@
-# make run: serve the demo policy on 127.0.0.1:8000 (SQLite file orgguard.db).
+# make run: serve the demo policy on 127.0.0.1:8000 (SQLite file orgguard.db)
+# and print a fresh seller-admin API key for it (also in ./demo-admin.key).
 # make test: the whole test suite.  make check: lint, types, then tests.
 PYTHON ?= python3
 VENV := .venv
@@ -14,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/orgguard serve
+	$(BIN)/orgguard serve --demo-key
 
 test: $(STAMP)
 	$(BIN)/pytest
@@ -27,4 +28,4 @@ lint: $(STAMP)
 check: lint test
 
 clean:
-	rm -rf $(VENV) orgguard.db orgguard.db-wal orgguard.db-shm
+	rm -rf $(VENV) orgguard.db orgguard.db-wal orgguard.db-shm demo-admin.key

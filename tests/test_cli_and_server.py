@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import POLICIES, REPO
+from tests.conftest import JWT_SECRET, POLICIES, REPO
 
 ORGGUARD = [sys.executable, "-m", "orgguard"]
 
@@ -26,13 +26,18 @@ def env_for(database: Path) -> dict[str, str]:
         **os.environ,
         "ORGGUARD_DATABASE_URL": f"sqlite:///{database}",
         "ORGGUARD_POLICY_DIR": str(POLICIES),
+        "ORGGUARD_JWT_SECRET": JWT_SECRET,
+        "ORGGUARD_REFRESH_SECONDS": "0.2",
     }
 
 
-def cli(database: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(
+    database: Path, *args: str, unset: str = ""
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in env_for(database).items() if k != unset}
     return subprocess.run(
         [*ORGGUARD, *args],
-        env=env_for(database),
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,
@@ -215,3 +220,56 @@ def test_server_keeps_acknowledged_writes_across_kill_9(tmp_path: Path) -> None:
     assert after[1]["revision"] == member[1]["revision"] + 2
     assert stale[0] == 401  # the restart replaced the demo key
     assert "/v1/check" in docs[1]["paths"]
+
+
+@pytest.mark.slow
+def test_cli_keys_and_roles_reach_a_running_server_at_once(tmp_path: Path) -> None:
+    database, port = tmp_path / "db.sqlite", free_port()
+    check = {"user": "alice@acme.example", "company": "acme", "resource": "orders",
+             "action": "read"}  # fmt: skip
+    server = start_server(database, port)
+    try:
+        created = cli(database, "keys", "create", "--name", "pos", "--role", "checker")
+        key = created.stdout.splitlines()[-1]
+        with_new_key = request(port, "POST", "/v1/check", check, key)
+        listed = cli(database, "keys", "list")
+
+        revoked = cli(database, "keys", "revoke", "pos")
+        after_revoke = request(port, "POST", "/v1/check", check, key)
+
+        token = cli(database, "token", "rita@seller.example").stdout.strip()
+        before_role = request(port, "GET", "/v1/companies", None, token)
+        granted = cli(
+            database, "roles", "grant", "rita@seller.example", "seller-support"
+        )
+        deadline, after_role = time.monotonic() + 10, before_role
+        while after_role[0] != 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            after_role = request(port, "GET", "/v1/companies", None, token)
+        audit = cli(database, "audit", "--limit", "3")
+    finally:
+        server.terminate()
+        server.wait()
+
+    assert created.returncode == 0 and key.startswith("ogk_")
+    assert with_new_key[0] == 200
+    assert "pos\tchecker" in listed.stdout and key not in listed.stdout
+    assert revoked.returncode == 0
+    assert after_revoke[0] == 401
+    assert before_role[0] == 403
+    assert granted.returncode == 0 and after_role[0] == 200
+    records = [json.loads(line) for line in audit.stdout.splitlines()]
+    assert [r["action"] for r in records] == ["roles.set", "key.revoke", "key.create"]
+    assert records[0]["actor"].startswith("cli:")
+
+
+def test_cli_refuses_bad_key_and_role_input(loaded: Path) -> None:
+    bad_role = cli(loaded, "keys", "create", "--name", "x", "--role", "emperor")
+    bad_name = cli(loaded, "keys", "create", "--name", "a b", "--role", "checker")
+    missing = cli(loaded, "keys", "revoke", "nobody")
+    no_secret = cli(loaded, "token", "alice@acme.example", unset="ORGGUARD_JWT_SECRET")
+
+    assert bad_role.returncode == 2 and "no platform role 'emperor'" in bad_role.stderr
+    assert bad_name.returncode == 2 and "name must be" in bad_name.stderr
+    assert missing.returncode == 4
+    assert no_secret.returncode == 2 and "ORGGUARD_JWT_SECRET" in no_secret.stderr

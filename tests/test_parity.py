@@ -6,8 +6,11 @@ import itertools
 from pathlib import Path
 
 import casbin
+from casbin.core_enforcer import EnforceContext
 from sqlalchemy_adapter import Adapter
 
+from orgguard.access import Caller
+from orgguard.policy.actions import ADMIN_ACTIONS, COMPANY_ACTIONS
 from orgguard.policy.files import read_policy_dir
 from orgguard.service import Authorizer
 from orgguard.settings import Settings
@@ -18,6 +21,7 @@ def policy_files() -> list[Path]:
     return [
         POLICIES / "catalogue.csv",
         POLICIES / "templates.csv",
+        POLICIES / "platform.csv",
         *sorted((POLICIES / "companies").glob("*.csv")),
     ]
 
@@ -88,3 +92,46 @@ def test_check_equals_pycasbin_on_files_and_database(
     assert mismatches == []
     # Both answers occur, in numbers, so the comparison says something.
     assert 500 < allowed < len(requests) - 500
+
+
+def test_admin_decisions_equal_pycasbin(
+    tmp_path: Path, authorizer: Authorizer, settings: Settings
+) -> None:
+    """The gate: platform roles by m2, company admins by m in the company or,
+    with inheritance, in one of its parents (the gate's only addition)."""
+    authorizer.store.engine.dispose()
+    from_database = casbin.Enforcer(str(MODEL), Adapter(settings.database_url))
+    platform = EnforceContext("r2", "p3", "e2", "m2")
+    snapshot = read_policy_dir(POLICIES)
+    parents = {c.id: c.parent for c in snapshot.companies}
+    people = sorted(
+        {m.user for m in snapshot.members} | {r.subject for r in snapshot.roles}
+    )
+    companies = [*parents, "no-such-company"]
+    index = authorizer.index
+
+    mismatches, allowed, total = [], 0, 0
+    for user, action in itertools.product(people, sorted(ADMIN_ACTIONS)):
+        caller = Caller(user, "user")
+        on_platform = from_database.enforce(
+            platform, user, action.resource, action.action
+        )
+        for company in [None, *companies]:
+            chain, current = [], company
+            while current is not None:
+                chain.append(current)
+                current = parents.get(current)
+            expected = on_platform or (
+                action in COMPANY_ACTIONS
+                and any(
+                    from_database.enforce(user, c, action.resource, action.action, "")
+                    for c in chain
+                )
+            )
+            ours = authorizer.gate.allows(index, caller, action, company)
+            total += 1
+            allowed += ours
+            if ours != expected:
+                mismatches.append((user, str(action), company))
+    assert mismatches == []
+    assert 200 < allowed < total - 200
