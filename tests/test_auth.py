@@ -312,3 +312,22 @@ def test_platform_roles_are_set_listed_and_take_effect(client: TestClient) -> No
     unknown = client.put("/v1/roles/rita@seller.example", json={"roles": ["god"]})
     assert unknown.status_code == 422
     assert unknown.json()["fields"][0]["field"] == "roles[0]"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "content"),
+    [
+        ("POST", "/v1/companies", b"{not json"),
+        ("POST", "/v1/check", b'{"user": 1}'),
+        ("GET", "/v1/companies/no%20such/members", None),
+        ("GET", "/v1/no-such-endpoint", None),
+    ],
+)
+def test_authentication_comes_before_reading_the_request(
+    anonymous: TestClient, method: str, path: str, content: bytes | None
+) -> None:
+    response = anonymous.request(
+        method, path, content=content, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 401
+    assert response.json()["error"] == "unauthenticated"

@@ -92,6 +92,7 @@ def create_app(settings: Settings, authorizer: Authorizer | None = None) -> Fast
         RequestBodyLimitMiddleware, max_body_size=settings.max_body_bytes
     )
     app.add_middleware(DeclaredSizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AuthenticateFirst)
     app.add_middleware(RequestId)
     return app
 
@@ -128,10 +129,9 @@ def _add_error_handlers(app: FastAPI) -> None:
             ]
         response = error_response(error.status, error.code, error.message, fields)
         if isinstance(error, Unauthenticated):
-            challenge = 'Bearer realm="orgguard"'
-            if request.headers.get("authorization"):
-                challenge += ', error="invalid_token"'
-            response.headers["WWW-Authenticate"] = challenge
+            response.headers["WWW-Authenticate"] = _challenge(
+                bool(request.headers.get("authorization"))
+            )
         return response
 
     @app.exception_handler(RequestValidationError)
@@ -212,6 +212,42 @@ class DeclaredSizeLimit:
                     )
                     await response(scope, receive, send)
                     return
+        await self.app(scope, receive, send)
+
+
+def _challenge(credential_sent: bool) -> str:
+    challenge = 'Bearer realm="orgguard"'
+    return challenge + ', error="invalid_token"' if credential_sent else challenge
+
+
+class AuthenticateFirst:
+    """Authenticate every ``/v1/`` request before anything reads its body, so a
+    caller without a valid credential gets 401 whatever it sent; the routes
+    find the caller in ``request.state.caller``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        authorization = next(
+            (v for k, v in scope["headers"] if k == b"authorization"), None
+        )
+        header = None if authorization is None else authorization.decode("latin-1")
+        state = scope.setdefault("state", {})
+        authenticator: Authenticator = scope["app"].state.authenticator
+        try:
+            state["caller"] = await run_in_threadpool(
+                authenticator.authenticate, header, state.get("request_id")
+            )
+        except OrgguardError as error:
+            response = error_response(error.status, error.code, error.message)
+            if isinstance(error, Unauthenticated):
+                response.headers["WWW-Authenticate"] = _challenge(bool(header))
+            await response(scope, receive, send)
+            return
         await self.app(scope, receive, send)
 
 

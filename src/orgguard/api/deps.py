@@ -10,12 +10,11 @@ from pydantic import AfterValidator
 
 from orgguard.access import Caller
 from orgguard.api.schemas import _name_id, _user_id
-from orgguard.auth import Authenticator
 from orgguard.platform_admin import PlatformAdmin
 from orgguard.service import Authorizer
 
-# Declares the scheme in OpenAPI (the "Authorize" button of /docs); the check
-# itself is ``get_caller``, which answers every fault with one 401 shape.
+# Declares the scheme in OpenAPI (the "Authorize" button of /docs); the
+# ``AuthenticateFirst`` middleware authenticates before any route runs.
 _bearer = HTTPBearer(auto_error=False, description="an API key or a JWT")
 
 
@@ -30,10 +29,8 @@ def get_platform(request: Request) -> PlatformAdmin:
 
 
 def get_caller(request: Request, _scheme: object = Depends(_bearer)) -> Caller:
-    authenticator: Authenticator = request.app.state.authenticator
-    return authenticator.authenticate(
-        request.headers.get("authorization"), request.state.request_id
-    )
+    caller: Caller = request.state.caller
+    return caller
 
 
 AuthorizerDep = Annotated[Authorizer, Depends(get_authorizer)]
