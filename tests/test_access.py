@@ -249,7 +249,7 @@ def test_a_company_admin_grants_what_it_holds_and_the_predefined_groups(
         json={"id": "readers", "name": "R", "permissions": ["orders:read:own"]},
     )
     # admin holds orders:read company-wide, which covers the own-only grant,
-    # and may hand out buyer although admin lacks buyer's approvals:request.
+    # and every permission of buyer.
     moved = client.put(
         f"{C}/members/trent@acme.example",
         headers=carol,
@@ -315,3 +315,61 @@ def test_the_predefined_groups_cannot_be_edited_by_anyone(
             client, callers[who], "PATCH", f"{C}/groups/admin", {"name": "Bosses"}
         )
         assert response.status_code == 409
+
+
+def test_members_write_through_a_custom_group_does_not_make_an_admin(
+    client: TestClient, callers: dict[str, dict[str, str]]
+) -> None:
+    carol = callers["company-admin"]
+    judy = bearer(user_token("judy@acme.example"))  # a requester in acme-south
+    delegates = {"id": "delegates", "name": "D",
+                 "permissions": ["members:read", "members:write"]}  # fmt: skip
+    assert client.post(f"{C}/groups", headers=carol, json=delegates).status_code == 201
+    judy_groups = {"groups": ["requester", "delegates"]}
+    given = client.put(
+        f"{C}/members/judy@acme.example", headers=carol, json=judy_groups
+    )
+    assert given.status_code == 200
+
+    promote = client.put(
+        f"{C}/members/judy@acme.example",
+        headers=judy,
+        json={"groups": ["admin", "delegates"]},
+    )
+    # She may still hand out what she holds: contact, and delegates itself.
+    peer = client.put(
+        f"{C}/members/trent@acme.example",
+        headers=judy,
+        json={"groups": ["delegates"]},
+    )
+
+    assert promote.status_code == 403
+    missing = {f["message"].removeprefix("lacks ") for f in promote.json()["fields"]}
+    assert {"users:manage", "groups:write", "audit:read"} <= missing
+    assert peer.status_code == 200
+    assert client.get(f"{C}/members/judy@acme.example").json()["groups"] == [
+        "requester", "contact", "delegates"
+    ]  # fmt: skip
+
+
+def test_a_refused_caller_learns_nothing_from_validation_of_the_state(
+    client: TestClient, callers: dict[str, dict[str, str]]
+) -> None:
+    # Two exclusive groups is a 409 for an admin, but a 403 for someone who
+    # may not write members there at all (existing company or not).
+    body = {"groups": ["admin", "buyer"]}
+    for path in (f"{C}/members/x@acme.example", "/v1/companies/nosuch/members/x@a.b"):
+        assert client.put(path, json=body, headers=callers["member"]).status_code == 403
+    assert client.put(f"{C}/members/x@acme.example", json=body).status_code == 409
+
+
+def test_two_authorization_headers_are_refused(
+    client: TestClient, callers: dict[str, dict[str, str]]
+) -> None:
+    good = callers["seller-admin"]["Authorization"]
+    response = client.get(
+        "/v1/companies",
+        headers=[("Authorization", good), ("Authorization", "Bearer junk")],
+    )
+    assert response.status_code == 401
+    assert "one Authorization header" in response.json()["message"]

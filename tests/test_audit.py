@@ -154,3 +154,43 @@ def test_request_ids_are_echoed_or_made(client: TestClient) -> None:
     assert mine.headers["X-Request-ID"] == "abc-123"
     assert len(made.headers["X-Request-ID"]) == 32
     assert hostile.headers["X-Request-ID"] not in ("", "a b\tc" + "x" * 500)
+
+
+def test_a_reused_company_id_does_not_show_its_predecessor_to_new_admins(
+    client: TestClient,
+) -> None:
+    client.post("/v1/companies", json={"id": "reuse", "name": "Old customer"})
+    client.put(
+        "/v1/companies/reuse/members/old@old.example", json={"groups": ["admin"]}
+    )
+    client.delete("/v1/companies/reuse")
+    client.post("/v1/companies", json={"id": "reuse", "name": "New customer"})
+    client.put(
+        "/v1/companies/reuse/members/new@new.example", json={"groups": ["admin"]}
+    )
+    new_admin = bearer(user_token("new@new.example"))
+
+    theirs = client.get("/v1/audit", params={"company": "reuse"}, headers=new_admin)
+    unfiltered = client.get("/v1/audit", headers=new_admin)
+    seller = client.get("/v1/audit", params={"company": "reuse"})
+
+    assert [r["action"] for r in theirs.json()["items"]] == [
+        "member.set",
+        "company.create",
+    ]
+    assert unfiltered.json()["items"] == theirs.json()["items"]
+    assert "old@old.example" not in theirs.text
+    assert len(seller.json()["items"]) == 5  # the seller sees both lives
+
+
+def test_out_of_range_times_and_revisions_are_422(client: TestClient) -> None:
+    for params in (
+        {"since": "9999-12-31T23:59:59-05:00"},
+        {"until": "0001-01-01T00:00:00+14:00"},
+        {"before": str(2**63)},
+        {"before": "99999999999999999999999"},
+    ):
+        response = client.get("/v1/audit", params=params)
+        assert response.status_code == 422, params
+        field = next(iter(params))
+        assert field in response.json()["fields"][0]["field"]

@@ -273,3 +273,41 @@ def test_cli_refuses_bad_key_and_role_input(loaded: Path) -> None:
     assert bad_name.returncode == 2 and "name must be" in bad_name.stderr
     assert missing.returncode == 4
     assert no_secret.returncode == 2 and "ORGGUARD_JWT_SECRET" in no_secret.stderr
+
+
+def test_cli_audit_refuses_an_out_of_range_revision(loaded: Path) -> None:
+    result = cli(loaded, "audit", "--before", "99999999999999999999")
+    assert result.returncode == 2
+    assert "before must be" in result.stderr
+
+
+def test_serve_on_a_busy_port_fails_before_touching_anything(tmp_path: Path) -> None:
+    database = tmp_path / "db.sqlite"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [*ORGGUARD, "serve", "--port", str(port), "--demo-key"],
+            env=env_for(database),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    assert result.returncode == 6
+    assert "stop the server already there" in result.stderr
+    assert not database.exists() and not (tmp_path / "demo-admin.key").exists()
+
+
+def test_a_short_jwt_secret_is_refused_naming_the_setting(loaded: Path) -> None:
+    result = subprocess.run(
+        [*ORGGUARD, "token", "alice@acme.example"],
+        env={**env_for(loaded), "ORGGUARD_JWT_SECRET": "short"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "ORGGUARD_JWT_SECRET" in result.stderr and "32 bytes" in result.stderr

@@ -28,6 +28,8 @@ def state(authorizer: Authorizer) -> dict[str, Any]:
         "templates": {k: dict(v) for k, v in index.templates.items()},
         "catalogue": dict(index.catalogue),
         "user_companies": {u: set(c) for u, c in index.user_companies.items()},
+        "platform": dict(index.platform),
+        "roles": dict(index.roles),
         "revision": index.revision,
     }
 
@@ -138,6 +140,73 @@ def test_refresh_picks_up_another_process_and_keeps_readers_whole(
     assert authorizer.index is not old_index  # swapped whole, never edited
     assert "carol@acme.example" in old_index.members["acme"]
     assert "carol@acme.example" not in authorizer.index.members["acme"]
+
+
+def test_two_processes_demoting_each_others_admins_leave_one(
+    authorizer: Authorizer, settings: Settings
+) -> None:
+    """Two servers on one database, each asked to remove the other admin at the
+    same moment: the guard holds across processes because each write decides
+    inside the database's write transaction, on state caught up in it."""
+    other = reopen(settings)
+    rounds = 12
+    for n in range(rounds):
+        company = f"duel-{n}"
+        authorizer.create_company(OPERATOR, company, "Duel", None)
+        for admin in ("a1@x.example", "a2@x.example"):
+            authorizer.set_member(OPERATOR, company, admin, ["admin"])
+
+    outcomes: list[str] = []
+
+    def remove(
+        server: Authorizer, company: str, user: str, go: threading.Barrier
+    ) -> None:
+        go.wait()
+        try:
+            server.delete_member(OPERATOR, company, user)
+            outcomes.append("removed")
+        except Conflict:
+            outcomes.append("refused")
+
+    for n in range(rounds):
+        go = threading.Barrier(2)
+        threads = [
+            threading.Thread(
+                target=remove, args=(authorizer, f"duel-{n}", "a1@x.example", go)
+            ),
+            threading.Thread(
+                target=remove, args=(other, f"duel-{n}", "a2@x.example", go)
+            ),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    assert sorted(outcomes) == ["refused"] * rounds + ["removed"] * rounds
+    fresh = reopen(settings)
+    for n in range(rounds):
+        admins = [
+            u for u, g in fresh.index.members[f"duel-{n}"].items() if "admin" in g
+        ]
+        assert len(admins) == 1
+    # Neither process skipped the other's writes.
+    authorizer.refresh()
+    other.refresh()
+    assert state(authorizer) == state(other) == state(fresh)
+
+
+def test_a_commit_never_skips_another_process_write(
+    authorizer: Authorizer, settings: Settings
+) -> None:
+    other = reopen(settings)
+    other.set_member(OPERATOR, "initech", "kim@initech.example", ["buyer"])
+
+    authorizer.set_member(OPERATOR, "globex", "pat@x.example", ["buyer"])
+
+    # No refresh: the write itself caught up before committing.
+    assert "kim@initech.example" in authorizer.index.members["initech"]
+    assert state(authorizer) == state(reopen(settings))
 
 
 @pytest.fixture

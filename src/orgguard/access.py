@@ -122,8 +122,9 @@ class Gate:
             refuse(
                 caller,
                 missing,
-                f"'{caller}' may not grant permissions it does not hold in "
-                f"company '{company}': {', '.join(missing)}",
+                f"'{caller}' does not hold, where it administers company "
+                f"'{company}', every permission this change grants or touches; "
+                f"it lacks {', '.join(missing)}",
                 field="permissions",
             )
 

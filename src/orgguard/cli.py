@@ -6,6 +6,8 @@ from __future__ import annotations
 import getpass
 import json
 import logging
+import os
+import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -13,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from orgguard.access import Caller
-from orgguard.errors import InvalidInput, NotFound, OrgguardError
+from orgguard.errors import InvalidInput, NotFound, OrgguardError, Unavailable
 from orgguard.ids import check_name_id, check_user_id
 from orgguard.settings import Settings
 
@@ -51,6 +53,19 @@ def _configure_logging(level: str) -> None:
     )
 
 
+def _settings() -> Settings:
+    """The settings from ORGGUARD_* variables; a bad one is exit 2, naming it."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            name = "ORGGUARD_" + "_".join(str(p) for p in problem["loc"]).upper()
+            typer.echo(f"error: {name}: {problem['msg']}", err=True)
+        raise typer.Exit(InvalidInput.exit_code) from error
+
+
 def _fail(error: OrgguardError) -> typer.Exit:
     typer.echo(f"error: {error}", err=True)
     return typer.Exit(error.exit_code)
@@ -74,9 +89,11 @@ def serve(
     from orgguard.api.app import create_app
     from orgguard.bootstrap import open_authorizer
 
-    settings = Settings()
+    settings = _settings()
     _configure_logging(settings.log_level)
+    host, port = host or settings.host, port or settings.port
     try:
+        _require_free_port(host, port)
         authorizer = open_authorizer(settings)
         if demo_key:
             _issue_demo_key(authorizer)
@@ -84,8 +101,8 @@ def serve(
         raise _fail(error) from error
     uvicorn.run(
         create_app(settings, authorizer),
-        host=host or settings.host,
-        port=port or settings.port,
+        host=host,
+        port=port,
         log_level=settings.log_level,
     )
 
@@ -124,7 +141,7 @@ def load(
     from orgguard.bootstrap import open_authorizer
     from orgguard.policy.files import read_policy_dir
 
-    settings = Settings()
+    settings = _settings()
     _configure_logging("warning")
     try:
         snapshot = read_policy_dir(directory)
@@ -138,6 +155,20 @@ def load(
     )
 
 
+def _require_free_port(host: str, port: int) -> None:
+    """Fail before touching the database (or the demo key) if the address is
+    taken, say by a server started earlier."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise Unavailable(
+                f"cannot listen on {host}:{port} ({error.strerror}); stop the "
+                "server already there or set ORGGUARD_PORT"
+            ) from error
+
+
 def _issue_demo_key(authorizer: Authorizer) -> None:
     from orgguard.platform_admin import PlatformAdmin
 
@@ -149,8 +180,11 @@ def _issue_demo_key(authorizer: Authorizer) -> None:
     ):
         platform.revoke_key(operator, DEMO_KEY_NAME)
     created = platform.create_key(operator, DEMO_KEY_NAME, "seller-admin")
-    DEMO_KEY_FILE.write_text(created.secret + "\n", encoding="utf-8")
-    DEMO_KEY_FILE.chmod(0o600)
+    DEMO_KEY_FILE.unlink(missing_ok=True)
+    # Created readable by its owner only: the secret never sits in a wider file.
+    descriptor = os.open(DEMO_KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(created.secret + "\n")
     typer.echo(
         f"demo seller-admin API key (also in ./{DEMO_KEY_FILE}; replaced at every "
         f"'make run'):\n  export ORGGUARD_KEY={created.secret}"
@@ -162,7 +196,7 @@ def _open() -> Authorizer:
     change it (never creates one)."""
     from orgguard.bootstrap import open_authorizer
 
-    settings = Settings()
+    settings = _settings()
     _configure_logging("warning")
     _require_database(settings.database_url)
     return open_authorizer(settings, first_start_load=False)
@@ -272,7 +306,7 @@ def audit(
     for r in records:
         line = {
             "revision": r.revision,
-            "at": r.at.isoformat(),
+            "at": r.at.isoformat().replace("+00:00", "Z"),
             "actor": r.actor,
             "action": r.action,
             "company": r.company,
@@ -294,7 +328,7 @@ def token(
     in production the seller's identity provider issues tokens)."""
     import jwt
 
-    settings = Settings()
+    settings = _settings()
     try:
         check_user_id(user, "user")
         if settings.jwt_secret is None:

@@ -26,7 +26,13 @@ from orgguard.policy.actions import (
 )
 from orgguard.policy.model import ApiKey, RoleAssignment, key_subject
 from orgguard.service import Authorizer, audited_change
-from orgguard.storage.store import AuditQuery, AuditRecord, utcnow
+from orgguard.storage.store import (
+    MAX_REVISION,
+    AuditQuery,
+    AuditRecord,
+    as_utc,
+    utcnow,
+)
 
 KEY_PREFIX = "ogk_"
 
@@ -179,20 +185,34 @@ class PlatformAdmin:
         before: int | None,
         limit: int,
     ) -> list[AuditRecord]:
-        """Audit records, newest first: all of them for the platform, those of
-        the companies it administers for a company admin."""
+        """Audit records, newest first: all of them for the platform; for a
+        company admin, those of the companies it administers, since each was
+        created (not those of an earlier company that had the same id)."""
+        if since is not None:
+            since = as_utc(since, "since")
+        if until is not None:
+            until = as_utc(until, "until")
+        if before is not None and not 1 <= before <= MAX_REVISION:
+            raise InvalidInput(f"before must be 1 to {MAX_REVISION}", field="before")
         authorizer = self.authorizer
+        index, store = authorizer.index, authorizer.store
+        on_platform = authorizer.gate.on_platform(index, caller, AUDIT_READ)
         if company is not None:
             authorizer.require(caller, AUDIT_READ, company)
-            companies: frozenset[str] | None = frozenset({company})
+            visible: frozenset[str] | None = frozenset({company})
         else:
-            companies = authorizer.gate.companies_allowing(
-                authorizer.index, caller, AUDIT_READ
-            )
-            if companies is not None and not companies:
+            visible = authorizer.gate.companies_allowing(index, caller, AUDIT_READ)
+            if visible is not None and not visible:
                 authorizer.require(caller, AUDIT_READ)
+        companies: dict[str, int] | None = None
+        if visible is not None:
+            companies = (
+                dict.fromkeys(visible, 0)
+                if on_platform
+                else store.created_at_revision(visible)
+            )
         query = AuditQuery(companies, actor, since, until, before, limit)
-        return authorizer.store.audit(query)
+        return store.audit(query)
 
 
 def _digest(salt: str, secret: str) -> str:

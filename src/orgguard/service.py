@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from sqlalchemy import Connection
+
 from orgguard.access import Caller, Gate
 from orgguard.errors import Conflict, InvalidInput, NotFound
 from orgguard.ids import check_display_name, check_name_id, check_user_id
@@ -83,6 +85,8 @@ class Authorizer:
         self.index = index
         self.gate = Gate(admin_inherits=admin_inherits)
         self.write_lock = threading.Lock()
+        # The open write transaction and its committed changes, in writing().
+        self._open: tuple[Connection, list[tuple[Change, int]]] | None = None
 
     @classmethod
     def open(cls, store: PolicyStore, *, admin_inherits: bool = True) -> Authorizer:
@@ -101,19 +105,35 @@ class Authorizer:
         the replica work (issue 6).
         """
         with self.write_lock:
-            return self._catch_up()
+            return self._catch_up(None)
 
     @contextmanager
     def writing(self) -> Iterator[None]:
-        """Hold the write lock over a caught-up index: decide, validate, commit."""
-        with self.write_lock:
-            self._catch_up()
-            yield
+        """Decide, validate and commit as one step, whichever process writes.
 
-    def _catch_up(self) -> bool:
-        if self.store.revision() == self.index.revision:
+        Holds this process's write lock and one database transaction, which
+        holds the database's write lock; the index is caught up inside that
+        transaction, so validation sees every committed write. Changes
+        committed with ``commit`` reach memory once the transaction commits;
+        if anything fails, the database rolls back and memory is untouched.
+        """
+        with self.write_lock:
+            pending: list[tuple[Change, int]] = []
+            with self.store.transaction() as connection:
+                self._catch_up(connection)
+                self._open = (connection, pending)
+                try:
+                    yield
+                finally:
+                    self._open = None
+            for change, revision in pending:
+                self.index.apply(change, revision)
+                _log_write(change, revision)
+
+    def _catch_up(self, connection: Connection | None) -> bool:
+        if self.store.revision(connection) == self.index.revision:
             return False
-        self.index = PolicyIndex.from_snapshot(self.store.load())
+        self.index = PolicyIndex.from_snapshot(self.store.load(connection))
         log.info("caught up with the database at revision %d", self.index.revision)
         return True
 
@@ -211,7 +231,7 @@ class Authorizer:
                 caller, "company.create", company_id, None, _company_state(company)
             )
             change.add_companies.append(company)
-            return self._commit(change)
+            return self.commit(change)
 
     def delete_company(self, caller: Caller, company_id: str, cascade: bool) -> int:
         with self.writing():
@@ -234,7 +254,7 @@ class Authorizer:
             change = audited_change(caller, "company.delete", company_id, before, None)
             for doomed_id in doomed:
                 self._forget_company(change, doomed_id)
-            return self._commit(change)
+            return self.commit(change)
 
     def _subtree(self, company_id: str) -> list[str]:
         """The company and all its subsidiaries, deepest first."""
@@ -323,7 +343,7 @@ class Authorizer:
             change = audited_change(caller, "group.create", company_id, None, after)
             change.add_groups.append(group)
             change.add_grants.extend(_grants(group, wanted))
-            return self._commit(change)
+            return self.commit(change)
 
     def update_group(
         self,
@@ -359,7 +379,7 @@ class Authorizer:
             if wanted is not None:
                 change.remove_grants.extend(_grants(group, held - wanted))
                 change.add_grants.extend(_grants(group, wanted - held))
-            return self._commit(change)
+            return self.commit(change)
 
     def delete_group(self, caller: Caller, company_id: str, group_id: str) -> int:
         """Delete a custom group and its rules; its members leave it."""
@@ -382,7 +402,7 @@ class Authorizer:
                 if group_id in groups:
                     change.remove_members.append(Membership(company_id, user, group_id))
             change.remove_groups.append(group)
-            return self._commit(change)
+            return self.commit(change)
 
     def _require_holds(
         self,
@@ -457,23 +477,23 @@ class Authorizer:
     ) -> int:
         """Set the user's groups in the company in one step; contact is implied.
 
-        A company admin may hand out the predefined groups (the seller defined
-        them for that) and the custom groups whose permissions it holds.
+        A company admin may hand out the groups whose permissions it holds
+        (``admin`` holds those of every other predefined group).
         """
         check_user_id(user, "user")
         wanted = {CONTACT}
         for position, group in enumerate(groups):
             wanted.add(check_name_id(group, f"groups[{position}]"))
-        exclusive = exclusive_groups(wanted)
-        if len(exclusive) > 1:
-            raise Conflict(
-                f"a user holds at most one of admin, buyer, requester in a company, "
-                f"not {' and '.join(exclusive)}",
-                field="groups",
-            )
         with self.writing():
             self.require(caller, MEMBERS_WRITE, company_id)
             self.company(company_id)
+            exclusive = exclusive_groups(wanted)
+            if len(exclusive) > 1:
+                raise Conflict(
+                    "a user holds at most one of admin, buyer, requester in a "
+                    f"company, not {' and '.join(exclusive)}",
+                    field="groups",
+                )
             unknown = sorted(
                 g for g in wanted if not self.index.group_exists(company_id, g)
             )
@@ -484,7 +504,7 @@ class Authorizer:
                 )
             held = set(self.index.members.get(company_id, {}).get(user, ()))
             granted: set[ScopedPermission] = set()
-            for group in wanted - held - set(PREDEFINED_GROUPS):
+            for group in wanted - held:
                 granted.update(self.index.group_grants(company_id, group))
             self._require_holds(caller, company_id, MEMBERS_WRITE, granted)
             if ADMIN not in wanted:
@@ -502,7 +522,7 @@ class Authorizer:
             change.add_members.extend(
                 Membership(company_id, user, g) for g in sorted(wanted - held)
             )
-            return self._commit(change)
+            return self.commit(change)
 
     def delete_member(self, caller: Caller, company_id: str, user: str) -> int:
         with self.writing():
@@ -514,7 +534,7 @@ class Authorizer:
             change.remove_members.extend(
                 Membership(company_id, user, g) for g in groups
             )
-            return self._commit(change)
+            return self.commit(change)
 
     def _guard_last_admin(self, company_id: str, user: str) -> None:
         """A company that has admins keeps at least one (409 otherwise)."""
@@ -575,8 +595,8 @@ class Authorizer:
 
     def load_snapshot(self, caller: Caller, snapshot: Snapshot) -> int:
         """Load a whole policy (from ``policies/``) into an empty database."""
-        with self.write_lock:
-            if self.index.revision or self.store.revision():
+        with self.writing():
+            if self.index.revision:
                 raise Conflict("the database already holds a policy")
             change = snapshot.as_change("policy.load")
             change.actor, change.request_id = caller.subject, caller.request_id
@@ -584,24 +604,27 @@ class Authorizer:
             return self.commit(change)
 
     def commit(self, change: Change) -> int:
-        """Write the change, then apply it to memory; hold ``write_lock``."""
-        return self._commit(change)
-
-    def _commit(self, change: Change) -> int:
+        """Write the change in the transaction of ``writing()``; its revision."""
+        if self._open is None:
+            raise RuntimeError("commit() is only called inside writing()")
+        connection, pending = self._open
         if change.is_empty():
-            return self.index.revision
-        revision = self.store.apply(change)
-        self.index.apply(change, revision)
-        log.info(
-            "write revision=%s action=%s company=%s actor=%s request_id=%s %s",
-            revision,
-            change.action,
-            change.company,
-            change.actor,
-            change.request_id,
-            change.summary(),
-        )
+            return pending[-1][1] if pending else self.index.revision
+        revision = self.store.apply(change, connection)
+        pending.append((change, revision))
         return revision
+
+
+def _log_write(change: Change, revision: int) -> None:
+    log.info(
+        "write revision=%s action=%s company=%s actor=%s request_id=%s %s",
+        revision,
+        change.action,
+        change.company,
+        change.actor,
+        change.request_id,
+        change.summary(),
+    )
 
 
 def audited_change(

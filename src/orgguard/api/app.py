@@ -232,13 +232,13 @@ class AuthenticateFirst:
         if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
             await self.app(scope, receive, send)
             return
-        authorization = next(
-            (v for k, v in scope["headers"] if k == b"authorization"), None
-        )
-        header = None if authorization is None else authorization.decode("latin-1")
+        given = [v for k, v in scope["headers"] if k == b"authorization"]
+        header = given[0].decode("latin-1") if given else None
         state = scope.setdefault("state", {})
         authenticator: Authenticator = scope["app"].state.authenticator
         try:
+            if len(given) > 1:
+                raise Unauthenticated("send one Authorization header, not several")
             state["caller"] = await run_in_threadpool(
                 authenticator.authenticate, header, state.get("request_id")
             )

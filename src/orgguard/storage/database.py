@@ -6,6 +6,9 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 
+# Execution options of a connection that only reads.
+READ_ONLY = {"orgguard_read_only": True}
+
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
@@ -32,7 +35,11 @@ def _sqlite_engine(url: str) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         # IMMEDIATE takes the write lock up front, so two writers queue instead of
-        # one failing at commit time with "database is locked".
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # one failing at commit time with "database is locked"; reads (marked
+        # READ_ONLY) take no lock and never wait for a writer (WAL).
+        if connection.get_execution_options().get("orgguard_read_only"):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine

@@ -9,6 +9,8 @@ README, "The SQLAlchemy adapter"). The table layout stays the adapter's.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,8 +20,10 @@ from sqlalchemy import (
     Engine,
     and_,
     delete,
+    false,
     insert,
     inspect,
+    or_,
     select,
     update,
 )
@@ -38,6 +42,7 @@ from orgguard.policy.model import (
     RoleAssignment,
     Snapshot,
 )
+from orgguard.storage.database import READ_ONLY
 from orgguard.storage.schema import (
     api_keys,
     casbin_rule,
@@ -50,17 +55,21 @@ from orgguard.storage.schema import (
 log = logging.getLogger(__name__)
 
 _FIELDS = ("v0", "v1", "v2", "v3", "v4", "v5")
+_WRITE_LOCK_KEY = 0x6F7267  # "org"
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def as_utc(moment: datetime) -> datetime:
+def as_utc(moment: datetime, field: str = "time") -> datetime:
     """Aware UTC; a naive time (as SQLite returns it) is taken to be UTC."""
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as error:
+        raise InvalidInput(f"{field} is out of range in UTC", field=field) from error
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,12 +84,17 @@ class AuditRecord:
     after: Any
 
 
+MAX_REVISION = 2**63 - 1
+
+
 @dataclass(frozen=True, slots=True)
 class AuditQuery:
     """Which audit records to read, newest first. ``companies`` None: all of
-    them, platform records included; a set: only records of those companies."""
+    them, platform records included; else only records of those companies,
+    each from the revision given (a company id can be reused after a delete;
+    a company admin sees only its company's own life)."""
 
-    companies: frozenset[str] | None = None
+    companies: dict[str, int] | None = None
     actor: str | None = None
     since: datetime | None = None
     until: datetime | None = None
@@ -102,32 +116,65 @@ class PolicyStore:
                 "demo database, run 'make clean' and start again"
             )
 
-    def revision(self) -> int:
-        with self.engine.connect() as connection:
+    def revision(self, connection: Connection | None = None) -> int:
+        if connection is not None:
             return _revision(connection)
+        with self._reading() as own:
+            return _revision(own)
 
-    def load(self) -> Snapshot:
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        with self.engine.connect() as connection:
+            yield connection.execution_options(**READ_ONLY)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One write transaction that holds the database's write lock from its
+        first statement (SQLite: BEGIN IMMEDIATE), so what is read in it is what
+        the write applies to, whichever process writes. Database errors become
+        Conflict (a constraint) or Unavailable; nothing is left half-written."""
+        try:
+            with self.engine.begin() as connection:
+                if connection.dialect.name == "postgresql":
+                    # One writer at a time across every process, as on SQLite.
+                    connection.exec_driver_sql(
+                        f"SELECT pg_advisory_xact_lock({_WRITE_LOCK_KEY})"
+                    )
+                yield connection
+        except IntegrityError as error:
+            raise Conflict(
+                "the write conflicts with the stored policy; nothing was changed"
+            ) from error
+        except DBAPIError as error:
+            log.exception("write failed")
+            raise Unavailable(
+                "the database could not complete the write; nothing was changed"
+            ) from error
+
+    def load(self, connection: Connection | None = None) -> Snapshot:
         """The whole policy in one read: plain rows, no ORM object per row."""
+        if connection is None:
+            with self._reading() as own:
+                return self.load(own)
         snapshot = Snapshot()
         try:
-            with self.engine.connect() as connection:
-                snapshot.revision = _revision(connection)
-                for row in connection.execute(
-                    select(
-                        companies.c.id, companies.c.name, companies.c.parent
-                    ).order_by(companies.c.revision, companies.c.id)
-                ):
-                    snapshot.companies.append(Company(row.id, row.name, row.parent))
-                for row in connection.execute(select(custom_groups)):
-                    snapshot.groups.append(CustomGroup(row.company, row.id, row.name))
-                rule_columns = [
-                    casbin_rule.c.ptype,
-                    *(casbin_rule.c[f] for f in _FIELDS),
-                ]
-                for values in connection.execute(
-                    select(*rule_columns).order_by(casbin_rule.c.id)
-                ):
-                    _add_rule(snapshot, values)
+            snapshot.revision = _revision(connection)
+            for row in connection.execute(
+                select(companies.c.id, companies.c.name, companies.c.parent).order_by(
+                    companies.c.revision, companies.c.id
+                )
+            ):
+                snapshot.companies.append(Company(row.id, row.name, row.parent))
+            for row in connection.execute(select(custom_groups)):
+                snapshot.groups.append(CustomGroup(row.company, row.id, row.name))
+            rule_columns = [
+                casbin_rule.c.ptype,
+                *(casbin_rule.c[f] for f in _FIELDS),
+            ]
+            for values in connection.execute(
+                select(*rule_columns).order_by(casbin_rule.c.id)
+            ):
+                _add_rule(snapshot, values)
         except DBAPIError as error:
             raise Unavailable(f"cannot read the policy: {error.orig}") from error
         return snapshot
@@ -136,7 +183,7 @@ class PolicyStore:
         """A key by its public id, revoked or not; read from the database every
         time, so a revocation by any process counts at once."""
         try:
-            with self.engine.connect() as connection:
+            with self._reading() as connection:
                 row = connection.execute(
                     select(api_keys).where(api_keys.c.id == key_id)
                 ).first()
@@ -145,16 +192,34 @@ class PolicyStore:
         return None if row is None else _api_key(row)
 
     def list_keys(self) -> list[ApiKey]:
-        with self.engine.connect() as connection:
+        with self._reading() as connection:
             rows = connection.execute(
                 select(api_keys).order_by(api_keys.c.name, api_keys.c.created_at)
             )
             return [_api_key(row) for row in rows]
 
+    def created_at_revision(self, company_ids: Iterable[str]) -> dict[str, int]:
+        """The revision at which each existing company was created."""
+        with self._reading() as connection:
+            rows = connection.execute(
+                select(companies.c.id, companies.c.revision).where(
+                    companies.c.id.in_(sorted(company_ids))
+                )
+            )
+            return {row.id: int(row.revision) for row in rows}
+
     def audit(self, query: AuditQuery) -> list[AuditRecord]:
         statement = select(changes).order_by(changes.c.revision.desc())
         if query.companies is not None:
-            statement = statement.where(changes.c.company.in_(sorted(query.companies)))
+            statement = statement.where(
+                or_(
+                    false(),
+                    *(
+                        and_(changes.c.company == company, changes.c.revision >= since)
+                        for company, since in sorted(query.companies.items())
+                    ),
+                )
+            )
         if query.actor is not None:
             statement = statement.where(changes.c.actor == query.actor)
         if query.since is not None:
@@ -163,7 +228,7 @@ class PolicyStore:
             statement = statement.where(changes.c.at < as_utc(query.until))
         if query.before_revision is not None:
             statement = statement.where(changes.c.revision < query.before_revision)
-        with self.engine.connect() as connection:
+        with self._reading() as connection:
             rows = connection.execute(statement.limit(query.limit))
             return [
                 AuditRecord(
@@ -179,21 +244,13 @@ class PolicyStore:
                 for row in rows
             ]
 
-    def apply(self, change: Change) -> int:
-        """Write the change in one transaction and return its revision."""
-        try:
-            with self.engine.begin() as connection:
-                revision = _write(connection, change)
-        except IntegrityError as error:
-            raise Conflict(
-                "the write conflicts with the stored policy; nothing was changed"
-            ) from error
-        except DBAPIError as error:
-            log.exception("write failed: %s", change.action)
-            raise Unavailable(
-                "the database could not complete the write; nothing was changed"
-            ) from error
-        return revision
+    def apply(self, change: Change, connection: Connection | None = None) -> int:
+        """Write the change and return its revision: in ``connection``'s open
+        transaction, or in a transaction of its own."""
+        if connection is not None:
+            return _write(connection, change)
+        with self.transaction() as own:
+            return _write(own, change)
 
 
 def _revision(connection: Connection) -> int:
