@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select
 
-from orgguard.errors import Conflict, Unavailable
+from orgguard.errors import Conflict, InvalidInput, Unavailable
 from orgguard.policy.model import Permission
 from orgguard.service import Authorizer
 from orgguard.settings import Settings
@@ -268,3 +268,27 @@ def test_failure_mid_write_changes_nothing(
     assert state(reopen(settings)) == before
     write(authorizer)  # and the same write succeeds once the fault is gone
     assert state(reopen(settings)) == state(authorizer)
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        ("g", "bad user!", "group:buyer", "acme", None),
+        ("g", "x@acme.example", "buyer", "acme", None),
+        ("g", "x@acme.example", "group:buyer", "acme", "extra"),
+        ("g", "x@acme.example", "group:buyer", "*", None),
+        ("p", "group:buyer", "acme", "orders", "read", "forever"),
+        ("p9", "x", None, None, None),
+    ],
+)
+def test_a_tampered_row_in_the_database_is_refused_at_load(
+    authorizer: Authorizer, settings: Settings, row: tuple[str | None, ...]
+) -> None:
+    """The load path decodes memberships inline for speed; it still validates
+    every row, and names the bad one."""
+    values = dict(zip(("ptype", "v0", "v1", "v2", "v3", "v4"), row, strict=False))
+    with authorizer.store.engine.begin() as connection:
+        connection.execute(casbin_rule.insert().values(**values))
+
+    with pytest.raises(InvalidInput, match="stored rule"):
+        reopen(settings)

@@ -138,7 +138,7 @@ class Gate:
         if caller.kind != "user":
             return frozenset()
         found: set[str] = set()
-        for company in index.user_companies.get(caller.subject, set()).copy():
+        for company in index.user_companies.get(caller.subject, ()):
             allowed = index.decide(
                 caller.subject, company, action.resource, action.action
             ).allowed

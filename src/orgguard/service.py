@@ -22,6 +22,7 @@ from sqlalchemy import Connection
 from orgguard.access import Caller, Gate
 from orgguard.errors import Conflict, InvalidInput, NotFound
 from orgguard.ids import check_display_name, check_name_id, check_user_id
+from orgguard.memory import bulk_load
 from orgguard.policy.actions import (
     COMPANIES_READ,
     COMPANIES_WRITE,
@@ -90,7 +91,8 @@ class Authorizer:
 
     @classmethod
     def open(cls, store: PolicyStore, *, admin_inherits: bool = True) -> Authorizer:
-        index = PolicyIndex.from_snapshot(store.load())
+        with bulk_load():
+            index = PolicyIndex.from_snapshot(store.load())
         return cls(store, index, admin_inherits=admin_inherits)
 
     @property
@@ -133,7 +135,8 @@ class Authorizer:
     def _catch_up(self, connection: Connection | None) -> bool:
         if self.store.revision(connection) == self.index.revision:
             return False
-        self.index = PolicyIndex.from_snapshot(self.store.load(connection))
+        with bulk_load():
+            self.index = PolicyIndex.from_snapshot(self.store.load(connection))
         log.info("caught up with the database at revision %d", self.index.revision)
         return True
 
@@ -560,7 +563,7 @@ class Authorizer:
         """The user's companies: all of them for the platform and for the user
         itself; for a company admin, those it may read the members of."""
         index = self.index
-        companies = sorted(index.user_companies.get(user, set()).copy())
+        companies = list(index.user_companies.get(user, ()))
         if caller.kind != "user" or caller.subject != user:
             visible = self.gate.companies_allowing(index, caller, MEMBERS_READ)
             if visible is not None:

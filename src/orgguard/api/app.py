@@ -33,6 +33,7 @@ from orgguard.api.routes import (
 from orgguard.api.schemas import ErrorBody
 from orgguard.auth import Authenticator
 from orgguard.errors import Forbidden, OrgguardError, PolicyFileError, Unauthenticated
+from orgguard.memory import PauseWatch
 from orgguard.platform_admin import PlatformAdmin
 from orgguard.service import Authorizer
 from orgguard.settings import Settings
@@ -68,7 +69,10 @@ def create_app(settings: Settings, authorizer: Authorizer | None = None) -> Fast
         refresher = asyncio.create_task(
             _refresh_forever(app.state.authorizer, settings.refresh_seconds)
         )
+        pauses = PauseWatch()
+        pauses.install()
         yield
+        pauses.remove()
         refresher.cancel()
         with suppress(asyncio.CancelledError):
             await refresher

@@ -64,8 +64,8 @@ class PolicyIndex:
         self.custom: dict[tuple[str, str], dict[Permission, _Scopes]] = {}
         # company -> user -> sorted group ids
         self.members: dict[str, dict[str, tuple[str, ...]]] = {}
-        # user -> companies
-        self.user_companies: dict[str, set[str]] = {}
+        # user -> its companies, sorted (a tuple: small, and replaced whole)
+        self.user_companies: dict[str, tuple[str, ...]] = {}
         # platform role -> the admin actions it allows
         self.platform: dict[str, frozenset[Permission]] = {}
         # user or key:<name> -> platform roles
@@ -73,8 +73,30 @@ class PolicyIndex:
 
     @classmethod
     def from_snapshot(cls, snapshot: Snapshot) -> PolicyIndex:
+        """Build the whole index at once: memberships are grouped per (company,
+        user) first, so each user's group tuple is made once, not per row."""
         index = cls()
-        index.apply(snapshot.as_change("load"), snapshot.revision)
+        index.apply(snapshot.as_change("load", members=False), snapshot.revision)
+        grouped = snapshot.member_groups
+        if snapshot.members:
+            grouped = {
+                c: {u: list(g) for u, g in us.items()} for c, us in grouped.items()
+            }
+            for m in snapshot.members:
+                grouped.setdefault(m.company, {}).setdefault(m.user, []).append(m.group)
+        companies_of: dict[str, list[str]] = {}
+        for company, users in grouped.items():
+            members = index.members.setdefault(company, {})
+            for user, groups in users.items():
+                members[user] = _ordered(groups)
+                companies_of.setdefault(user, []).append(company)
+        alone: dict[str, tuple[str]] = {}  # one shared tuple per company
+        index.user_companies = {
+            user: alone.setdefault(companies[0], (companies[0],))
+            if len(companies) == 1
+            else tuple(sorted(companies))
+            for user, companies in companies_of.items()
+        }
         return index
 
     # -- decisions ---------------------------------------------------------
@@ -259,11 +281,7 @@ class PolicyIndex:
     def _remove_company(self, company_id: str) -> None:
         company = self.companies.pop(company_id, None)
         for user in self.members.pop(company_id, {}):
-            companies = self.user_companies.get(user)
-            if companies is not None:
-                companies.discard(company_id)
-                if not companies:
-                    del self.user_companies[user]
+            self._set_user_company(user, company_id, add=False)
         for group in self.groups.pop(company_id, {}):
             self.custom.pop((company_id, group), None)
         self.children.pop(company_id, None)
@@ -294,16 +312,35 @@ class PolicyIndex:
             groups.discard(membership.group)
         if groups:
             members[user] = _ordered(groups)
-            self.user_companies.setdefault(user, set()).add(company)
         else:
             members.pop(user, None)
-            companies = self.user_companies.get(user, set())
-            companies.discard(company)
-            if not companies:
-                self.user_companies.pop(user, None)
+        self._set_user_company(user, company, add=bool(groups))
+
+    def _set_user_company(self, user: str, company: str, *, add: bool) -> None:
+        held = self.user_companies.get(user, ())
+        if add == (company in held):
+            return
+        if add:
+            self.user_companies[user] = tuple(sorted((*held, company)))
+        elif len(held) > 1:
+            self.user_companies[user] = tuple(c for c in held if c != company)
+        else:
+            del self.user_companies[user]
 
 
 def _ordered(groups: Iterable[str]) -> tuple[str, ...]:
-    """Predefined groups first, in their fixed order, then custom ones by id."""
-    predefined = [group for group in PREDEFINED_GROUPS if group in groups]
-    return (*predefined, *sorted(set(groups) - set(PREDEFINED_GROUPS)))
+    """Predefined groups first, in their fixed order, then custom ones by id.
+
+    Few distinct combinations exist, so equal ones share one tuple (memory, and
+    time at load)."""
+    key = frozenset(groups)
+    found = _GROUP_TUPLES.get(key)
+    if found is None:
+        predefined = [group for group in PREDEFINED_GROUPS if group in key]
+        found = (*predefined, *sorted(key - set(PREDEFINED_GROUPS)))
+        if len(_GROUP_TUPLES) < 100_000:
+            _GROUP_TUPLES[key] = found
+    return found
+
+
+_GROUP_TUPLES: dict[frozenset[str], tuple[str, ...]] = {}

@@ -230,8 +230,22 @@ class Snapshot:
     members: list[Membership] = field(default_factory=list)
     platform: list[PlatformGrant] = field(default_factory=list)
     roles: list[RoleAssignment] = field(default_factory=list)
+    # More memberships, grouped: company -> user -> groups. The database load
+    # fills this instead of ``members`` (millions of rows; the index wants
+    # them grouped anyway).
+    member_groups: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
-    def as_change(self, action: str) -> Change:
+    def memberships(self) -> list[Membership]:
+        grouped = [
+            Membership(company, user, group)
+            for company, users in self.member_groups.items()
+            for user, groups in users.items()
+            for group in groups
+        ]
+        return [*self.members, *grouped]
+
+    def as_change(self, action: str, *, members: bool = True) -> Change:
+        """Everything in the snapshot as rows to add (memberships optional)."""
         return Change(
             action=action,
             add_platform=list(self.platform),
@@ -239,6 +253,6 @@ class Snapshot:
             add_companies=list(self.companies),
             add_groups=list(self.groups),
             add_grants=list(self.grants),
-            add_members=list(self.members),
+            add_members=self.memberships() if members else [],
             add_catalogue=list(self.catalogue),
         )
