@@ -1,12 +1,13 @@
 # make run: serve the demo policy on 127.0.0.1:8000 (SQLite file orgguard.db)
 # and print a fresh seller-admin API key for it (also in ./demo-admin.key).
 # make test: the whole test suite.  make check: lint, types, then tests.
+# make bench: the performance figures of bench/README.md (about 10 minutes).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check lint clean
+.PHONY: run test check lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,11 +22,15 @@ test: $(STAMP)
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
 check: lint test
+
+# make bench [BENCH_ARGS="--sizes 1000,10000 --seconds 5"]: see bench/README.md
+bench: $(STAMP)
+	$(BIN)/python -m bench.run --out docs/benchmarks-latest.md $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) orgguard.db orgguard.db-wal orgguard.db-shm demo-admin.key

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 from fastapi.testclient import TestClient
+
+from orgguard.settings import Settings
+from tests.conftest import bearer, make_key, user_token
 
 ALICE = "alice@acme.example"  # admin of acme, acme-north, globex
 CAROL = "carol@acme.example"  # buyer and finance in acme, admin in acme-south
@@ -125,3 +131,55 @@ def test_check_internal_error_is_a_deny_with_a_reason(
     assert response.json()["allowed"] is False
     assert "internal error" in response.json()["reason"]
     assert "index corrupted" in caplog.text
+
+
+def test_the_fast_path_answers_exactly_as_the_route(settings: Settings) -> None:
+    """``FastCheck`` answers well-formed checks itself and hands everything
+    else to the FastAPI route: both must give the same bytes."""
+    from orgguard.api.app import create_app
+
+    bodies: list[Any] = [
+        {"user": ALICE, "company": "acme", "resource": "orders", "action": "read"},
+        {"user": HANA, "company": "acme", "resource": "orders", "action": "checkout"},
+        {"user": "carol@acme.example", "company": "acme", "resource": "orders",
+         "action": "read", "owner": "carol@acme.example"},
+        {"user": "carol@acme.example", "company": "acme", "resource": "orders",
+         "action": "read", "owner": None},
+        {"user": ALICE, "company": "nosuch", "resource": "orders", "action": "read"},
+        {"user": ALICE, "company": "acme", "resource": "orders"},
+        {"user": ALICE, "company": "a,b", "resource": "orders", "action": "read"},
+        {"user": ALICE, "company": "acme", "resource": "x", "action": "y", "z": 1},
+        [],
+        "{not json",
+    ]  # fmt: skip
+    good = [b for b in bodies if isinstance(b, dict) and "action" in b][:5]
+    batches: list[Any] = [
+        {"checks": good * 20},
+        {"checks": [*good, bodies[5]]},
+        {"checks": [good[0]] * 1001},
+        {"checks": []},
+    ]
+    answers = []
+    for fast in (True, False):
+        with TestClient(create_app(settings, fast_check=fast)) as client:
+            revision = client.app.state.authorizer.revision  # type: ignore[attr-defined]
+            key = bearer(make_key(client, f"k{fast}", "checker"))
+            user = bearer(user_token("jonas@acme.example"))  # may not check
+            seen = []
+            calls = [("/v1/check", b) for b in bodies]
+            calls += [("/v1/check/batch", b) for b in batches]
+            for path, body in calls:
+                raw = body if isinstance(body, str) else json.dumps(body)
+                for headers in (key, user):
+                    response = client.post(path, content=raw, headers=headers)
+                    # The revision differs by the key each run made.
+                    text = response.text.replace(
+                        f'"revision":{revision + 1}', '"revision":R'
+                    )
+                    seen.append((response.status_code, text))
+            answers.append(seen)
+
+    assert answers[0] == answers[1]
+    statuses = {status for status, _ in answers[0]}
+    assert statuses == {200, 403, 422}
+    assert sum('"revision":R' in text for _, text in answers[0]) == 7

@@ -141,6 +141,11 @@ class Authenticator:
         self.jwt = JwtVerifier(settings)
         self.platform = platform
 
+    @property
+    def blocks(self) -> bool:
+        """Whether authenticating may wait on the network (run it in a thread)."""
+        return self.platform.authorizer.store.key_lookup_blocks
+
     def authenticate(self, authorization: str | None, request_id: str | None) -> Caller:
         if not authorization:
             raise Unauthenticated("send Authorization: Bearer <API key or token>")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from orgguard.access import Caller
 from orgguard.errors import Conflict
@@ -22,7 +23,16 @@ def open_authorizer(settings: Settings, *, first_start_load: bool = True) -> Aut
     store = PolicyStore(make_engine(settings.database_url))
     store.create_schema()
     inherits = settings.admin_inherits
+    started = time.perf_counter()
     authorizer = Authorizer.open(store, admin_inherits=inherits)
+    index = authorizer.index
+    log.info(
+        "policy at revision %d loaded in %.2f s: %d companies, %d members",
+        index.revision,
+        time.perf_counter() - started,
+        len(index.companies),
+        sum(len(members) for members in index.members.values()),
+    )
     if first_start_load and authorizer.revision == 0:
         snapshot = read_policy_dir(settings.policy_dir)
         try:

@@ -104,6 +104,7 @@ def serve(
         host=host,
         port=port,
         log_level=settings.log_level,
+        access_log=settings.access_log,
     )
 
 

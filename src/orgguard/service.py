@@ -86,6 +86,8 @@ class Authorizer:
         self.index = index
         self.gate = Gate(admin_inherits=admin_inherits)
         self.write_lock = threading.Lock()
+        # Bumped before and after every change to the index: odd while changing.
+        self._changing = 0
         # The open write transaction and its committed changes, in writing().
         self._open: tuple[Connection, list[tuple[Change, int]]] | None = None
 
@@ -129,14 +131,21 @@ class Authorizer:
                 finally:
                     self._open = None
             for change, revision in pending:
-                self.index.apply(change, revision)
+                self._changing += 1  # odd: the index is changing
+                try:
+                    self.index.apply(change, revision)
+                finally:
+                    self._changing += 1
                 _log_write(change, revision)
 
     def _catch_up(self, connection: Connection | None) -> bool:
         if self.store.revision(connection) == self.index.revision:
             return False
         with bulk_load():
-            self.index = PolicyIndex.from_snapshot(self.store.load(connection))
+            index = PolicyIndex.from_snapshot(self.store.load(connection))
+        self._changing += 1
+        self.index = index
+        self._changing += 1
         log.info("caught up with the database at revision %d", self.index.revision)
         return True
 
@@ -156,7 +165,24 @@ class Authorizer:
         action: str,
         owner: str | None = None,
     ) -> Decision:
-        """Decide; an internal error is a deny with a reason, never an exception."""
+        """Decide; an internal error is a deny with a reason, never an exception.
+
+        Readers take no lock. A write changes the index in place between two
+        bumps of ``_changing`` (odd while it changes), so a decision that
+        overlapped a write is taken again; after three overlaps in a row the
+        last answer stands (writes remove before they add, so such an answer
+        can only err towards deny).
+        """
+        for _ in range(3):
+            before = self._changing
+            decision = self._decide(user, company, resource, action, owner)
+            if before % 2 == 0 and before == self._changing:
+                break
+        return decision
+
+    def _decide(
+        self, user: str, company: str, resource: str, action: str, owner: str | None
+    ) -> Decision:
         try:
             return self.index.decide(user, company, resource, action, owner)
         except Exception:
@@ -169,12 +195,28 @@ class Authorizer:
             )
             return Decision(False, INTERNAL_ERROR_REASON)
 
+    def try_check_many(
+        self, requests: Iterable[tuple[str, str, str, str, str | None]]
+    ) -> tuple[list[Decision], int] | None:
+        """Decide a batch at one revision without waiting: None if a write
+        changed the index meanwhile (then ``check_many`` waits for it)."""
+        before = self._changing
+        if before % 2:
+            return None
+        decisions = [self._decide(*request) for request in requests]
+        revision = self.index.revision
+        return (decisions, revision) if before == self._changing else None
+
     def check_many(
         self, requests: Iterable[tuple[str, str, str, str, str | None]]
     ) -> tuple[list[Decision], int]:
         """Decide a batch at one revision: no write lands while it runs."""
+        listed = list(requests)
+        decided = self.try_check_many(listed)
+        if decided is not None:
+            return decided
         with self.write_lock:
-            return [self.check(*request) for request in requests], self.revision
+            return [self._decide(*r) for r in listed], self.index.revision
 
     # -- companies ---------------------------------------------------------------
 

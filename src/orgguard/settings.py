@@ -22,6 +22,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: str = "info"
+    access_log: bool = Field(
+        default=False,
+        description="uvicorn's line per request (off: checks are the hot path)",
+    )
     max_batch: int = Field(default=1000, ge=1, le=10000, description="checks per batch")
     max_body_bytes: int = Field(
         default=2 * 1024 * 1024, ge=1024, description="larger request bodies get 413"

@@ -1,4 +1,8 @@
-"""Typed dependencies shared by the routes: the services and the caller."""
+"""Typed dependencies shared by the routes: the services and the caller.
+
+They are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in
+a worker thread, and a thread hop per dependency is most of a check's cost.
+"""
 
 from __future__ import annotations
 
@@ -18,17 +22,17 @@ from orgguard.service import Authorizer
 _bearer = HTTPBearer(auto_error=False, description="an API key or a JWT")
 
 
-def get_authorizer(request: Request) -> Authorizer:
+async def get_authorizer(request: Request) -> Authorizer:
     authorizer: Authorizer = request.app.state.authorizer
     return authorizer
 
 
-def get_platform(request: Request) -> PlatformAdmin:
+async def get_platform(request: Request) -> PlatformAdmin:
     platform: PlatformAdmin = request.app.state.platform
     return platform
 
 
-def get_caller(request: Request, _scheme: object = Depends(_bearer)) -> Caller:
+async def get_caller(request: Request, _scheme: object = Depends(_bearer)) -> Caller:
     caller: Caller = request.state.caller
     return caller
 

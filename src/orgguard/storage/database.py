@@ -17,7 +17,14 @@ def make_engine(url: str) -> Engine:
 
 
 def _sqlite_engine(url: str) -> Engine:
-    engine = create_engine(url, connect_args={"check_same_thread": False})
+    # Enough pooled connections for the worker threads: a connection beyond
+    # the pool is opened and closed per use, and opening one runs the PRAGMAs.
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False},
+        pool_size=20,
+        max_overflow=20,
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -9,6 +9,8 @@ README, "The SQLAlchemy adapter"). The table layout stays the adapter's.
 from __future__ import annotations
 
 import logging
+import sqlite3
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -101,6 +103,9 @@ class AuditQuery:
 class PolicyStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        database = engine.url.database or ""
+        on_disk = engine.dialect.name == "sqlite" and database not in ("", ":memory:")
+        self._key_reader = _SqliteKeyReader(database) if on_disk else None
 
     def create_schema(self) -> None:
         metadata.create_all(self.engine)
@@ -170,9 +175,17 @@ class PolicyStore:
             raise Unavailable(f"cannot read the policy: {error}") from error
         return snapshot
 
+    @property
+    def key_lookup_blocks(self) -> bool:
+        """False when ``find_key`` is a local read of microseconds (SQLite),
+        which an event loop may call directly."""
+        return self._key_reader is None
+
     def find_key(self, key_id: str) -> ApiKey | None:
         """A key by its public id, revoked or not; read from the database every
         time, so a revocation by any process counts at once."""
+        if self._key_reader is not None:
+            return self._key_reader.find(key_id)
         try:
             with self._reading() as connection:
                 row = connection.execute(
@@ -181,6 +194,11 @@ class PolicyStore:
         except DBAPIError as error:
             raise Unavailable(f"cannot read API keys: {error.orig}") from error
         return None if row is None else _api_key(row)
+
+    def close(self) -> None:
+        if self._key_reader is not None:
+            self._key_reader.close()
+        self.engine.dispose()
 
     def list_keys(self) -> list[ApiKey]:
         with self._reading() as connection:
@@ -264,6 +282,83 @@ def _load_rules(connection: Connection, snapshot: Snapshot) -> None:
             decoder.add_rows(snapshot, rows)
     finally:
         cursor.close()
+
+
+class _SqliteKeyReader:
+    """Keys are read on every request. On SQLite they are read through one
+    plain sqlite3 connection in autocommit mode, so each read sees the latest
+    commit of any process, without a pool round trip.
+
+    A key found once is kept until the database changes: SQLite's
+    ``PRAGMA data_version`` moves whenever any other connection, in any
+    process, commits, and reading it is cheaper than the key's row. So a
+    revocation anywhere still counts at the very next request.
+    """
+
+    _QUERY = (
+        "SELECT id, name, role, salt, digest, created_at, created_by, revoked_at "
+        "FROM api_keys WHERE id = ?"
+    )
+    _KEEP = 10_000  # found keys kept at most (unknown ids are never kept)
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._connection: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+        self._version = -1
+        self._found: dict[str, ApiKey] = {}
+
+    def find(self, key_id: str) -> ApiKey | None:
+        try:
+            with self._lock:
+                if self._connection is None:
+                    self._connection = self._connect()
+                version = self._connection.execute("PRAGMA data_version").fetchone()
+                if version[0] != self._version:
+                    self._version = version[0]
+                    self._found.clear()
+                known = self._found.get(key_id)
+                if known is not None:
+                    return known
+                row = self._connection.execute(self._QUERY, (key_id,)).fetchone()
+                if row is None:
+                    return None
+                key = self._found[key_id] = self._key(row)
+                if len(self._found) > self._KEEP:
+                    self._found.clear()
+                return key
+        except sqlite3.Error as error:
+            raise Unavailable(f"cannot read API keys: {error}") from error
+
+    @staticmethod
+    def _key(row: tuple[Any, ...]) -> ApiKey:
+        key_id, name, role, salt, digest, created, created_by, revoked = row
+        return ApiKey(
+            id=key_id,
+            name=name,
+            role=role,
+            salt=salt,
+            digest=digest,
+            created_at=as_utc(datetime.fromisoformat(created)),
+            created_by=created_by,
+            revoked_at=None
+            if revoked is None
+            else as_utc(datetime.fromisoformat(revoked)),
+        )
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self._path, check_same_thread=False, isolation_level=None
+        )
+        connection.execute("PRAGMA busy_timeout = 10000")
+        connection.execute("PRAGMA query_only = ON")
+        return connection
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
 
 
 def _api_key(row: Any) -> ApiKey:
