@@ -31,9 +31,10 @@ from orgguard.api.routes import (
     roles,
     users,
 )
-from orgguard.api.schemas import ErrorBody
+from orgguard.api.schemas import PATTERN_RULES, ErrorBody
 from orgguard.auth import Authenticator
 from orgguard.errors import Forbidden, OrgguardError, PolicyFileError, Unauthenticated
+from orgguard.ids import NAME_ID_RULE, USER_ID_RULE
 from orgguard.memory import PauseWatch
 from orgguard.platform_admin import PlatformAdmin
 from orgguard.service import Authorizer
@@ -183,6 +184,14 @@ def _field_error(item: dict[str, Any]) -> dict[str, str]:
         where = f" at {position}" if isinstance(position, int) else ""
         return {"field": "body", "message": f"invalid JSON{where}: {detail}"}
     message = str(item.get("msg", "")).removeprefix("Value error, ")
+    if item.get("type") in ("string_pattern_mismatch", "string_too_long"):
+        rule = PATTERN_RULES.get(str(item.get("ctx", {}).get("pattern", "")))
+        if rule is None and item.get("type") == "string_too_long":
+            rule = {64: NAME_ID_RULE, 128: USER_ID_RULE}.get(
+                item.get("ctx", {}).get("max_length", 0)
+            )
+        if rule is not None:
+            message = f"must be {rule}"
     return {"field": _field_name(item.get("loc", ())), "message": message}
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from orgguard.policy.model import (
     PREDEFINED_GROUPS,
@@ -38,8 +38,7 @@ _NO_GRANTS: Final[dict[Permission, _Scopes]] = {}
 _NONE: Final[_Scopes] = frozenset()
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     allowed: bool
     reason: str
 
@@ -116,7 +115,8 @@ class PolicyIndex:
         if not groups:
             return Decision(False, f"'{user}' is not a member of company '{company}'")
 
-        permission = Permission(resource, action)
+        # Built at C speed: this is the hot path (Permission is a named tuple).
+        permission = tuple.__new__(Permission, (resource, action))
         own_only: str | None = None
         for group in groups:
             scopes = self._scopes(company, group, permission)

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from orgguard.errors import InvalidInput
 from orgguard.ids import check_name_id
@@ -37,8 +37,10 @@ class Scope(StrEnum):
     OWN = "own"
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Permission:
+class Permission(NamedTuple):
+    """``resource:action``. A named tuple: it is the key of every grant
+    look-up, and a tuple hashes and compares in C."""
+
     resource: str
     action: str
 
