@@ -509,6 +509,16 @@ def machine() -> str:
     )
 
 
+def machine_speed() -> str:
+    """A fixed pure-Python loop, so runs on a shared VM can be compared: the
+    same machine was seen to vary by more than 1.5x within an hour."""
+    started = time.perf_counter()
+    total = 0
+    for number in range(10_000_000):
+        total += number
+    return f"10M-addition reference loop {time.perf_counter() - started:.2f} s"
+
+
 def commit() -> str:
     result = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
@@ -538,7 +548,7 @@ def main() -> None:
     header = [
         f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"- commit: {commit()}",
-        f"- machine: {machine()}",
+        f"- machine: {machine()}; {machine_speed()}",
         f"- command: `{command.strip()}` (`make bench`)",
     ]
     print("\n".join(header))
