@@ -165,7 +165,18 @@ class Authorizer:
         action: str,
         owner: str | None = None,
     ) -> Decision:
-        """Decide; an internal error is a deny with a reason, never an exception.
+        """Decide; an internal error is a deny with a reason, never an exception."""
+        return self.check_at(user, company, resource, action, owner)[0]
+
+    def check_at(
+        self,
+        user: str,
+        company: str,
+        resource: str,
+        action: str,
+        owner: str | None = None,
+    ) -> tuple[Decision, int]:
+        """Decide, with the revision the decision was taken at.
 
         Readers take no lock. A write changes the index in place between two
         bumps of ``_changing`` (odd while it changes), so a decision that
@@ -176,9 +187,10 @@ class Authorizer:
         for _ in range(3):
             before = self._changing
             decision = self._decide(user, company, resource, action, owner)
+            revision = self.index.revision
             if before % 2 == 0 and before == self._changing:
                 break
-        return decision
+        return decision, revision
 
     def _decide(
         self, user: str, company: str, resource: str, action: str, owner: str | None

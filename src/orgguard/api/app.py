@@ -166,8 +166,10 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(
-        _request: Request, error: StarletteHTTPException
+        request: Request, error: StarletteHTTPException
     ) -> JSONResponse:
+        if error.status_code == 413:  # a chunked body over the limit
+            return _too_large(request.app.state.settings.max_body_bytes)
         return error_response(error.status_code, "http_error", str(error.detail))
 
     @app.exception_handler(Exception)
@@ -208,6 +210,12 @@ def _field_name(loc: tuple[object, ...] | list[object]) -> str:
         else:
             name += f".{part}" if name else str(part)
     return name or "body"
+
+
+def _too_large(max_bytes: int) -> JSONResponse:
+    return error_response(
+        413, "too_large", f"request bodies are limited to {max_bytes} bytes"
+    )
 
 
 def _challenge(credential_sent: bool) -> str:
@@ -274,11 +282,7 @@ class Edge:
 
         refusal = None
         if declared > self.max_bytes:
-            refusal = error_response(
-                413,
-                "too_large",
-                f"request bodies are limited to {self.max_bytes} bytes",
-            )
+            refusal = _too_large(self.max_bytes)
         elif scope["path"].startswith("/v1/"):
             refusal = await self._authenticate(scope, state, authorizations)
         if refusal is not None:

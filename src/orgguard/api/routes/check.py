@@ -46,19 +46,25 @@ async def check(request: Request) -> Response:
     """
     authorizer: Authorizer = request.app.state.authorizer
     authorizer.require(request.state.caller, DECISIONS_CHECK)
+    content_type = request.headers.get("content-type", "json")
+    if "json" not in content_type.lower():
+        # As FastAPI does for the other routes (the handler adds a hint).
+        raise RequestValidationError(
+            [{"type": "content_type", "loc": ("body",), "msg": "not JSON"}]
+        )
     try:
         body = CheckRequest.model_validate_json(await request.body())
     except ValidationError as error:
         raise RequestValidationError(
             [{**e, "loc": ("body", *e["loc"])} for e in error.errors()]
         ) from error
-    decision = authorizer.check(
+    decision, revision = authorizer.check_at(
         body.user, body.company, body.resource, body.action, body.owner
     )
     answer = {
         "allowed": decision.allowed,
         "reason": decision.reason,
-        "revision": authorizer.revision,
+        "revision": revision,
     }
     return Response(encode(answer), media_type="application/json")
 
