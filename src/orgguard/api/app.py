@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orgguard import __version__
 from orgguard.api.fast_check import FastCheck
+from orgguard.api.metrics import make_registry
 from orgguard.api.routes import (
     audit,
     check,
@@ -28,6 +29,7 @@ from orgguard.api.routes import (
     groups,
     keys,
     members,
+    ops,
     roles,
     users,
 )
@@ -74,6 +76,7 @@ def create_app(
         else:
             app.state.authorizer = authorizer
         app.state.platform = PlatformAdmin(app.state.authorizer)
+        app.state.metrics = make_registry(app.state.authorizer)
         app.state.authenticator = Authenticator(settings, app.state.platform)
         refresher = asyncio.create_task(
             _refresh_forever(app.state.authorizer, settings.refresh_seconds)
@@ -98,6 +101,7 @@ def create_app(
     app.state.settings = settings
     for module in (check, companies, groups, members, users, keys, roles, audit):
         app.include_router(module.router, responses=ERROR_RESPONSES)
+    app.include_router(ops.router)
     _add_error_handlers(app)
     # Starlette counts the bytes received (chunked bodies too); Edge, outside
     # it, answers a declared oversize in the API's error shape.
