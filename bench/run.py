@@ -137,8 +137,9 @@ def in_process(
             Settings(database_url=f"sqlite:///{database}"), first_start_load=False
         )
         requests = data.requests(requests_each)
-        time_calls(authorizer.check, requests[:5000])  # warm up
-        spent = time_calls(authorizer.check, requests)
+        # check_at: what both the fast path and the route call.
+        time_calls(authorizer.check_at, requests[:5000])  # warm up
+        spent = time_calls(authorizer.check_at, requests)
         median, p99 = statistics.median(spent), percentile(spent, 0.99)
         medians[size] = median
         allowed = sum(authorizer.check(*r).allowed for r in requests) / len(requests)
