@@ -193,7 +193,7 @@ class PolicyStore:
                 ).first()
         except DBAPIError as error:
             raise Unavailable(f"cannot read API keys: {error.orig}") from error
-        return None if row is None else _api_key(row)
+        return None if row is None else _api_key(row._mapping)
 
     def close(self) -> None:
         if self._key_reader is not None:
@@ -205,7 +205,7 @@ class PolicyStore:
             rows = connection.execute(
                 select(api_keys).order_by(api_keys.c.name, api_keys.c.created_at)
             )
-            return [_api_key(row) for row in rows]
+            return [_api_key(row._mapping) for row in rows]
 
     def created_at_revision(self, company_ids: Iterable[str]) -> dict[str, int]:
         """The revision at which each existing company was created."""
@@ -323,33 +323,18 @@ class _SqliteKeyReader:
                 row = self._connection.execute(self._QUERY, (key_id,)).fetchone()
                 if row is None:
                     return None
-                key = self._found[key_id] = self._key(row)
+                key = self._found[key_id] = _api_key(row)
                 if len(self._found) > self._KEEP:
                     self._found.clear()
                 return key
         except sqlite3.Error as error:
             raise Unavailable(f"cannot read API keys: {error}") from error
 
-    @staticmethod
-    def _key(row: tuple[Any, ...]) -> ApiKey:
-        key_id, name, role, salt, digest, created, created_by, revoked = row
-        return ApiKey(
-            id=key_id,
-            name=name,
-            role=role,
-            salt=salt,
-            digest=digest,
-            created_at=as_utc(datetime.fromisoformat(created)),
-            created_by=created_by,
-            revoked_at=None
-            if revoked is None
-            else as_utc(datetime.fromisoformat(revoked)),
-        )
-
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(
             self._path, check_same_thread=False, isolation_level=None
         )
+        connection.row_factory = sqlite3.Row  # rows by column name, as below
         connection.execute("PRAGMA busy_timeout = 10000")
         connection.execute("PRAGMA query_only = ON")
         return connection
@@ -362,16 +347,23 @@ class _SqliteKeyReader:
 
 
 def _api_key(row: Any) -> ApiKey:
+    """A key from its row, by column name: a SQLAlchemy row mapping, or a
+    sqlite3.Row (which gives times as ISO text)."""
+    revoked = row["revoked_at"]
     return ApiKey(
-        id=row.id,
-        name=row.name,
-        role=row.role,
-        salt=row.salt,
-        digest=row.digest,
-        created_at=as_utc(row.created_at),
-        created_by=row.created_by,
-        revoked_at=None if row.revoked_at is None else as_utc(row.revoked_at),
+        id=row["id"],
+        name=row["name"],
+        role=row["role"],
+        salt=row["salt"],
+        digest=row["digest"],
+        created_at=_moment(row["created_at"]),
+        created_by=row["created_by"],
+        revoked_at=None if revoked is None else _moment(revoked),
     )
+
+
+def _moment(value: datetime | str) -> datetime:
+    return as_utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
 
 
 def _write(connection: Connection, change: Change) -> int:
