@@ -81,7 +81,7 @@ def database_for(size: int) -> tuple[Path, DataSet]:
         for stale in WORK.glob(f"{partial.name}*"):
             stale.unlink()
         store = PolicyStore(make_engine(f"sqlite:///{partial}"))
-        store.create_schema()
+        store.prepare_schema()
         authorizer = Authorizer.open(store)
         authorizer.load_snapshot(Caller("bench", "operator"), data.snapshot)
         store.engine.dispose()

@@ -55,7 +55,7 @@ def test_adapter_remove_policies_deletes_the_cross_product(tmp_path: Path) -> No
 def test_store_removes_exactly_the_named_rules(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     store = PolicyStore(create_engine(url))
-    store.create_schema()
+    store.prepare_schema()
     setup = Change(
         "setup",
         add_companies=[Company("acme", "A", None), Company("globex", "G", None)],
@@ -99,7 +99,7 @@ def test_adapter_add_policies_is_not_atomic(tmp_path: Path) -> None:
 def test_store_failed_batch_leaves_nothing(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     store = PolicyStore(create_engine(url))
-    store.create_schema()
+    store.prepare_schema()
     store.apply(Change("setup", add_companies=[Company("acme", "A", None)]))
     engine = store.engine
 

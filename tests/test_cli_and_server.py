@@ -3,65 +3,48 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.conftest import JWT_SECRET, POLICIES, REPO
-
-ORGGUARD = [sys.executable, "-m", "orgguard"]
-
-
-def env_for(database: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "ORGGUARD_DATABASE_URL": f"sqlite:///{database}",
-        "ORGGUARD_POLICY_DIR": str(POLICIES),
-        "ORGGUARD_JWT_SECRET": JWT_SECRET,
-        "ORGGUARD_REFRESH_SECONDS": "0.2",
-    }
-
-
-def cli(
-    database: Path, *args: str, unset: str = ""
-) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in env_for(database).items() if k != unset}
-    return subprocess.run(
-        [*ORGGUARD, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-    )
+from tests.conftest import POLICIES
+from tests.servers import (
+    ORGGUARD,
+    Place,
+    cli,
+    demo_key,
+    env_for,
+    free_port,
+    request,
+    start_server,
+)
 
 
 @pytest.fixture(scope="module")
-def loaded(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    database = tmp_path_factory.mktemp("cli") / "db.sqlite"
-    assert cli(database, "load", str(POLICIES)).returncode == 0
-    return database
+def loaded(tmp_path_factory: pytest.TempPathFactory) -> Place:
+    place = Place(tmp_path_factory.mktemp("cli"))
+    assert cli(place, "load", str(POLICIES)).returncode == 0
+    return place
 
 
-def test_cli_check_without_database_creates_nothing(tmp_path: Path) -> None:
-    database = tmp_path / "missing.sqlite"
+@pytest.fixture
+def place(tmp_path: Path) -> Place:
+    return Place(tmp_path)
 
+
+@pytest.mark.sqlite_only
+def test_cli_check_without_database_creates_nothing(place: Place) -> None:
     result = cli(
-        database, "check", "alice@acme.example", "orders", "read", "--company", "acme"
+        place, "check", "alice@acme.example", "orders", "read", "--company", "acme"
     )
 
     assert result.returncode == 4
     assert "no database at" in result.stderr
-    assert list(tmp_path.iterdir()) == []
+    assert list(place.folder.iterdir()) == []
 
 
 @pytest.mark.parametrize(
@@ -92,7 +75,7 @@ def test_cli_check_without_database_creates_nothing(tmp_path: Path) -> None:
     ],
 )
 def test_cli_check_exit_codes(
-    loaded: Path, args: list[str], code: int, output: str
+    loaded: Place, args: list[str], code: int, output: str
 ) -> None:
     result = cli(loaded, "check", *args)
 
@@ -101,16 +84,16 @@ def test_cli_check_exit_codes(
 
 
 def test_cli_load_refuses_a_second_load_and_bad_files(tmp_path: Path) -> None:
-    database = tmp_path / "db.sqlite"
+    place = Place(tmp_path)
     bad = tmp_path / "bad"
     (bad / "companies").mkdir(parents=True)
     (bad / "catalogue.csv").write_text("p2, orders, read, maybe\n")
     (bad / "templates.csv").write_text("p, group:boss, *, orders, read, company\n")
     (bad / "companies" / "x.csv").write_text("# company: x\n# name: X\n")
 
-    first = cli(database, "load", str(POLICIES))
-    second = cli(database, "load", str(POLICIES))
-    broken = cli(tmp_path / "other.sqlite", "load", str(bad))
+    first = cli(place, "load", str(POLICIES))
+    second = cli(place, "load", str(POLICIES))
+    broken = cli(Place(tmp_path / "other"), "load", str(bad))
 
     assert first.returncode == 0 and "7 companies" in first.stdout
     assert second.returncode == 5 and "already holds" in second.stderr
@@ -119,59 +102,9 @@ def test_cli_load_refuses_a_second_load_and_bad_files(tmp_path: Path) -> None:
     assert "templates.csv:1: 'boss' is not a predefined group" in broken.stderr
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def request(
-    port: int, method: str, path: str, body: Any = None, key: str | None = None
-) -> tuple[int, Any]:
-    data = None if body is None else json.dumps(body).encode()
-    headers = {"content-type": "application/json"}
-    if key is not None:
-        headers["authorization"] = f"Bearer {key}"
-    req = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}", data=data, method=method, headers=headers
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=10) as response:
-            raw = response.read()
-            return response.status, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
-def start_server(database: Path, port: int) -> subprocess.Popen[bytes]:
-    """``orgguard serve --demo-key`` in the database's folder, which then holds
-    the demo seller-admin key (see ``demo_key``)."""
-    process = subprocess.Popen(
-        [*ORGGUARD, "serve", "--port", str(port), "--demo-key"],
-        env=env_for(database),
-        cwd=database.parent,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if request(port, "GET", "/openapi.json")[0] == 200:
-                return process
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise AssertionError("the server did not start")
-
-
-def demo_key(database: Path) -> str:
-    return (database.parent / "demo-admin.key").read_text().strip()
-
-
 @pytest.mark.slow
-def test_server_keeps_acknowledged_writes_across_kill_9(tmp_path: Path) -> None:
-    database, port = tmp_path / "db.sqlite", free_port()
+def test_server_keeps_acknowledged_writes_across_kill_9(place: Place) -> None:
+    database, port = place, free_port()
     check = {
         "user": "kim@x.example",
         "company": "newco",
@@ -223,8 +156,8 @@ def test_server_keeps_acknowledged_writes_across_kill_9(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_cli_keys_and_roles_reach_a_running_server_at_once(tmp_path: Path) -> None:
-    database, port = tmp_path / "db.sqlite", free_port()
+def test_cli_keys_and_roles_reach_a_running_server_at_once(place: Place) -> None:
+    database, port = place, free_port()
     check = {"user": "alice@acme.example", "company": "acme", "resource": "orders",
              "action": "read"}  # fmt: skip
     server = start_server(database, port)
@@ -263,7 +196,7 @@ def test_cli_keys_and_roles_reach_a_running_server_at_once(tmp_path: Path) -> No
     assert records[0]["actor"].startswith("cli:")
 
 
-def test_cli_refuses_bad_key_and_role_input(loaded: Path) -> None:
+def test_cli_refuses_bad_key_and_role_input(loaded: Place) -> None:
     bad_role = cli(loaded, "keys", "create", "--name", "x", "--role", "emperor")
     bad_name = cli(loaded, "keys", "create", "--name", "a b", "--role", "checker")
     missing = cli(loaded, "keys", "revoke", "nobody")
@@ -275,14 +208,15 @@ def test_cli_refuses_bad_key_and_role_input(loaded: Path) -> None:
     assert no_secret.returncode == 2 and "ORGGUARD_JWT_SECRET" in no_secret.stderr
 
 
-def test_cli_audit_refuses_an_out_of_range_revision(loaded: Path) -> None:
+def test_cli_audit_refuses_an_out_of_range_revision(loaded: Place) -> None:
     result = cli(loaded, "audit", "--before", "99999999999999999999")
     assert result.returncode == 2
     assert "before must be" in result.stderr
 
 
+@pytest.mark.sqlite_only
 def test_serve_on_a_busy_port_fails_before_touching_anything(tmp_path: Path) -> None:
-    database = tmp_path / "db.sqlite"
+    database = Place(tmp_path)
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -298,10 +232,10 @@ def test_serve_on_a_busy_port_fails_before_touching_anything(tmp_path: Path) -> 
 
     assert result.returncode == 6
     assert "stop the server already there" in result.stderr
-    assert not database.exists() and not (tmp_path / "demo-admin.key").exists()
+    assert list(tmp_path.iterdir()) == []  # no database file, no key file
 
 
-def test_a_short_jwt_secret_is_refused_naming_the_setting(loaded: Path) -> None:
+def test_a_short_jwt_secret_is_refused_naming_the_setting(loaded: Place) -> None:
     result = subprocess.run(
         [*ORGGUARD, "token", "alice@acme.example"],
         env={**env_for(loaded), "ORGGUARD_JWT_SECRET": "short"},

@@ -21,7 +21,7 @@ FIRST_START = Caller("orgguard:first-start", "operator")
 def open_authorizer(settings: Settings, *, first_start_load: bool = True) -> Authorizer:
     """Open the database; on an empty one, load ``settings.policy_dir`` first."""
     store = PolicyStore(make_engine(settings.database_url))
-    store.create_schema()
+    store.prepare_schema()
     inherits = settings.admin_inherits
     started = time.perf_counter()
     authorizer = Authorizer.open(store, admin_inherits=inherits)

@@ -10,9 +10,10 @@ import os
 import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
 from orgguard.access import Caller
 from orgguard.errors import InvalidInput, NotFound, OrgguardError, Unavailable
@@ -30,6 +31,8 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="API keys for calling services", no_args_is_help=True)
 roles_app = typer.Typer(help="platform roles of seller staff", no_args_is_help=True)
+db_app = typer.Typer(help="the database schema (Alembic)", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(roles_app, name="roles")
 
@@ -82,6 +85,15 @@ def serve(
             f"write it to ./{DEMO_KEY_FILE} (for the demo)"
         ),
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="worker processes on one port; each keeps the whole policy in "
+            "memory and they agree through the database, like replicas",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the API (loads the policy directory into an empty database first)."""
     import uvicorn
@@ -99,12 +111,19 @@ def serve(
             _issue_demo_key(authorizer)
     except OrgguardError as error:
         raise _fail(error) from error
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": settings.log_level,
+        "access_log": settings.access_log,
+    }
+    if workers == 1:
+        uvicorn.run(create_app(settings, authorizer), **options)
+        return
+    # Each worker opens the database itself (the first start is done).
+    authorizer.store.close()
     uvicorn.run(
-        create_app(settings, authorizer),
-        host=host,
-        port=port,
-        log_level=settings.log_level,
-        access_log=settings.access_log,
+        "orgguard.api.app:from_environment", factory=True, workers=workers, **options
     )
 
 
@@ -154,6 +173,51 @@ def load(
         f"loaded {directory}: {len(snapshot.companies)} companies, "
         f"{len(snapshot.members)} memberships, revision {revision}"
     )
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the database to the schema this orgguard needs (creating it in
+    an empty database). Safe to run at any time, from any number of hosts."""
+    from orgguard.storage import migrate
+    from orgguard.storage.database import make_engine
+
+    settings = _settings()
+    _configure_logging("warning")
+    engine = make_engine(settings.database_url)
+    try:
+        before, after = migrate.upgrade(engine)
+    except OrgguardError as error:
+        raise _fail(error) from error
+    except SQLAlchemyError as error:
+        raise _fail(Unavailable(f"cannot migrate: {error}")) from error
+    finally:
+        engine.dispose()
+    if before == after:
+        typer.echo(f"schema already at revision {after}")
+    else:
+        typer.echo(f"schema upgraded from {before or 'nothing'} to {after}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """The database's schema revision and the one this orgguard needs; exit 6
+    when they differ."""
+    from orgguard.storage import migrate
+    from orgguard.storage.database import make_engine
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.connect() as connection:
+            found = migrate.current(connection)
+    except SQLAlchemyError as error:
+        raise _fail(Unavailable(f"cannot read the schema: {error}")) from error
+    finally:
+        engine.dispose()
+    typer.echo(f"database: {found or 'none'}; this orgguard needs: {migrate.head()}")
+    if found != migrate.head():
+        raise typer.Exit(Unavailable.exit_code)
 
 
 def _require_free_port(host: str, port: int) -> None:

@@ -108,14 +108,25 @@ class Authorizer:
         return self.index.revision
 
     def refresh(self) -> bool:
-        """Catch up with writes another process committed; True if it did.
+        """Catch up with writes another process committed; True if it did."""
+        with self.write_lock, self.store.reading() as connection:
+            return self._catch_up(connection)
 
-        A full reload, swapped in at once (readers see the old index or the new
-        one, never a mix). Replicas replaying the change log instead come with
-        the replica work (issue 6).
-        """
-        with self.write_lock:
-            return self._catch_up(None)
+    def reach(self, revision: int, timeout: float) -> bool:
+        """Read-your-writes: catch up until the index serves ``revision`` or
+        later; False if it does not within ``timeout`` seconds. Raises
+        Unavailable if the database cannot be read."""
+        deadline = time.monotonic() + timeout
+        pause = 0.005
+        while self.index.revision < revision:
+            self.refresh()
+            if self.index.revision >= revision:
+                break
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+        return True
 
     @contextmanager
     def writing(self) -> Iterator[None]:
@@ -136,6 +147,8 @@ class Authorizer:
                     yield
                 finally:
                     self._open = None
+            if pending:
+                self.store.forget_keys()
             for change, revision in pending:
                 self._changing += 1  # odd: the index is changing
                 try:
@@ -145,15 +158,36 @@ class Authorizer:
                 self.tally.writes[change.action] += 1
                 _log_write(change, revision)
 
-    def _catch_up(self, connection: Connection | None) -> bool:
-        if self.store.revision(connection) == self.index.revision:
+    def _catch_up(self, connection: Connection) -> bool:
+        """Bring the index to the database's revision: replay the change log
+        from the index's revision, or reload the whole policy when the log
+        cannot say (a change stored without its rows, a long way behind, a
+        database that went back in time)."""
+        stored = self.store.revision(connection)
+        if stored == self.index.revision:
             return False
-        with bulk_load():
-            index = PolicyIndex.from_snapshot(self.store.load(connection))
-        self._changing += 1
-        self.index = index
-        self._changing += 1
-        log.info("caught up with the database at revision %d", self.index.revision)
+        self.store.forget_keys()
+        entries = None
+        if stored > self.index.revision:
+            entries = self.store.changes_after(
+                self.index.revision, connection, _REPLAY_AT_MOST
+            )
+        if entries is None or any(change is None for _, change in entries):
+            with bulk_load():
+                index = PolicyIndex.from_snapshot(self.store.load(connection))
+            self._changing += 1
+            self.index = index
+            self._changing += 1
+            log.info("reloaded the policy at revision %d", index.revision)
+            return True
+        for revision, change in entries:
+            assert change is not None
+            self._changing += 1  # odd: the index is changing
+            try:
+                self.index.apply(change, revision)
+            finally:
+                self._changing += 1
+        log.debug("replayed %d changes to revision %d", len(entries), stored)
         return True
 
     def require(
@@ -715,6 +749,8 @@ class Authorizer:
 
 
 _SAMPLE_EVERY = 64  # one check in 64 is timed
+# Further behind than this many changes, a reload is quicker than a replay.
+_REPLAY_AT_MOST = 5_000
 
 
 @dataclass(slots=True)

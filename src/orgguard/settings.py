@@ -48,7 +48,14 @@ class Settings(BaseSettings):
     refresh_seconds: float = Field(
         default=1.0,
         gt=0,
-        description="how often to look for writes by other processes (the CLI)",
+        description="how often to look for writes by other processes, as a "
+        "backstop: on PostgreSQL, LISTEN/NOTIFY brings them at once",
+    )
+    min_revision_wait_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="how long a request with min_revision waits for it (then 503)",
     )
 
     @field_validator("jwt_secret")

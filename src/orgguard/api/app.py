@@ -20,6 +20,7 @@ from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orgguard import __version__
+from orgguard.api import consistency
 from orgguard.api.fast_check import FastCheck
 from orgguard.api.metrics import make_registry
 from orgguard.api.routes import (
@@ -35,12 +36,19 @@ from orgguard.api.routes import (
 )
 from orgguard.api.schemas import PATTERN_RULES, ErrorBody
 from orgguard.auth import Authenticator
-from orgguard.errors import Forbidden, OrgguardError, PolicyFileError, Unauthenticated
+from orgguard.errors import (
+    Forbidden,
+    OrgguardError,
+    PolicyFileError,
+    Unauthenticated,
+    Unavailable,
+)
 from orgguard.ids import NAME_ID_RULE, USER_ID_RULE
 from orgguard.memory import PauseWatch
 from orgguard.platform_admin import PlatformAdmin
 from orgguard.service import Authorizer
 from orgguard.settings import Settings
+from orgguard.storage.listener import ChangeListener
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +89,7 @@ def create_app(
         refresher = asyncio.create_task(
             _refresh_forever(app.state.authorizer, settings.refresh_seconds)
         )
+        app.state.listener = _listen(app.state.authorizer)
         pauses = PauseWatch()
         pauses.install()
         yield
@@ -88,6 +97,8 @@ def create_app(
         refresher.cancel()
         with suppress(asyncio.CancelledError):
             await refresher
+        if app.state.listener is not None:
+            await run_in_threadpool(app.state.listener.stop)
         app.state.authorizer.store.close()
 
     app = FastAPI(
@@ -113,6 +124,22 @@ def create_app(
     return app
 
 
+def _listen(authorizer: Authorizer) -> ChangeListener | None:
+    """On PostgreSQL, hear every other replica's writes as they commit."""
+    engine = authorizer.store.engine
+    if engine.dialect.name != "postgresql":
+        return None
+    listener = ChangeListener(engine.url, authorizer.refresh)
+    listener.start()
+    return listener
+
+
+def from_environment() -> FastAPI:
+    """The app from ``ORGGUARD_*`` settings: each worker of ``orgguard serve
+    --workers N`` builds its own."""
+    return create_app(Settings())
+
+
 async def _refresh_forever(authorizer: Authorizer, seconds: float) -> None:
     """Pick up writes made by other processes (the CLI) within ``seconds``."""
     while True:
@@ -133,22 +160,9 @@ def error_response(
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OrgguardError)
     async def on_orgguard_error(request: Request, error: OrgguardError) -> JSONResponse:
-        fields = (
-            [{"field": error.field, "message": error.message}] if error.field else []
+        return orgguard_error_response(
+            error, bool(request.headers.get("authorization"))
         )
-        if isinstance(error, PolicyFileError):
-            fields = [{"field": "files", "message": p} for p in error.problems]
-        if isinstance(error, Forbidden):
-            fields = [
-                {"field": error.field or "permission", "message": f"lacks {missing}"}
-                for missing in error.missing
-            ]
-        response = error_response(error.status, error.code, error.message, fields)
-        if isinstance(error, Unauthenticated):
-            response.headers["WWW-Authenticate"] = _challenge(
-                bool(request.headers.get("authorization"))
-            )
-        return response
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid_request(
@@ -180,6 +194,27 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return error_response(500, "internal_error", "internal error; see the log")
+
+
+def orgguard_error_response(
+    error: OrgguardError, credential_sent: bool
+) -> JSONResponse:
+    """The API's answer to one of orgguard's errors: its status, the fields
+    it names, and the headers its status calls for."""
+    fields = [{"field": error.field, "message": error.message}] if error.field else []
+    if isinstance(error, PolicyFileError):
+        fields = [{"field": "files", "message": p} for p in error.problems]
+    if isinstance(error, Forbidden):
+        fields = [
+            {"field": error.field or "permission", "message": f"lacks {missing}"}
+            for missing in error.missing
+        ]
+    response = error_response(error.status, error.code, error.message, fields)
+    if isinstance(error, Unavailable):
+        response.headers["Retry-After"] = "1"
+    if isinstance(error, Unauthenticated):
+        response.headers["WWW-Authenticate"] = _challenge(credential_sent)
+    return response
 
 
 def _field_error(item: dict[str, Any]) -> dict[str, str]:
@@ -289,6 +324,8 @@ class Edge:
             refusal = _too_large(self.max_bytes)
         elif scope["path"].startswith("/v1/"):
             refusal = await self._authenticate(scope, state, authorizations)
+            if refusal is None and scope["query_string"]:
+                refusal = await _reach_asked(scope)
         if refusal is not None:
             await refusal(scope, receive, send_with_id)
             return
@@ -310,8 +347,19 @@ class Edge:
             else:  # microseconds: no thread hop on the hot path
                 state["caller"] = authenticator.authenticate(header, request_id)
         except OrgguardError as error:
-            response = error_response(error.status, error.code, error.message)
-            if isinstance(error, Unauthenticated):
-                response.headers["WWW-Authenticate"] = _challenge(bool(header))
-            return response
+            return orgguard_error_response(error, bool(header))
         return None
+
+
+async def _reach_asked(scope: Scope) -> JSONResponse | None:
+    """Any API request may pass ``?min_revision=N``: it is answered from that
+    revision or later, or gets 503 with Retry-After (see ``consistency``)."""
+    app = scope["app"]
+    try:
+        wanted = consistency.from_query(scope["query_string"])
+        await consistency.reach(
+            app.state.authorizer, wanted, app.state.settings.min_revision_wait_seconds
+        )
+    except OrgguardError as error:
+        return orgguard_error_response(error, credential_sent=True)
+    return None

@@ -12,7 +12,8 @@ the route's.
 Anything else (a body that does not validate, a caller without
 ``decisions:check``, a body over the limit, a batch over the limit or one that
 overlapped a write) is handed, body and all, to the FastAPI route, which
-gives the usual error or waits for the write. ``tests/test_api_checks.py`` holds
+gives the usual error or waits for the write (or for the ``min_revision``
+asked). ``tests/test_api_checks.py`` holds
 the two paths to the same answers.
 """
 
@@ -98,6 +99,8 @@ def _check(authorizer: Authorizer, body: bytes) -> bytes | None:
         request = CheckRequest.model_validate_json(body)
     except ValidationError:
         return None
+    if behind(authorizer, request.min_revision):
+        return None
     decision, revision = authorizer.check_at(
         request.user, request.company, request.resource, request.action,
         request.owner,
@@ -120,7 +123,7 @@ def _batch(authorizer: Authorizer, body: bytes, limit: int) -> bytes | None:
         batch = BatchRequest.model_validate_json(body)
     except ValidationError:
         return None
-    if len(batch.checks) > limit:
+    if len(batch.checks) > limit or behind(authorizer, batch.min_revision):
         return None
     decided = authorizer.try_check_many(
         (c.user, c.company, c.resource, c.action, c.owner) for c in batch.checks
@@ -130,6 +133,11 @@ def _batch(authorizer: Authorizer, body: bytes, limit: int) -> bytes | None:
     decisions, revision = decided
     results = [{"allowed": d.allowed, "reason": d.reason} for d in decisions]
     return encode({"results": results, "revision": revision})
+
+
+def behind(authorizer: Authorizer, min_revision: int | None) -> bool:
+    """The route waits for a revision this process does not serve yet."""
+    return min_revision is not None and authorizer.index.revision < min_revision
 
 
 def _json_or_unsaid(scope: Scope) -> bool:

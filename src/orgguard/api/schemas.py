@@ -10,6 +10,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictInt,
     StrictStr,
     StringConstraints,
 )
@@ -64,12 +65,26 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class CheckRequest(Strict):
+MinRevision = Annotated[
+    StrictInt | None,
+    Field(
+        ge=0,
+        le=2**63 - 1,
+        description="answer from this revision or a later one (read-your-writes)",
+    ),
+]
+
+
+class CheckItem(Strict):
     user: UserId
     company: NameId
     resource: NameId
     action: NameId
     owner: UserId | None = None
+
+
+class CheckRequest(CheckItem):
+    min_revision: MinRevision = None
 
 
 class CheckResult(BaseModel):
@@ -82,7 +97,8 @@ class CheckResponse(CheckResult):
 
 
 class BatchRequest(Strict):
-    checks: list[CheckRequest] = Field(max_length=1000)
+    checks: list[CheckItem] = Field(max_length=1000)
+    min_revision: MinRevision = None
 
 
 class BatchResponse(BaseModel):

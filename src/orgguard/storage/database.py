@@ -4,16 +4,36 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 
 # Execution options of a connection that only reads.
 READ_ONLY = {"orgguard_read_only": True}
+# pg_advisory_xact_lock's key for orgguard's writes ("org").
+WRITE_LOCK_KEY = 0x6F7267
 
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(
+        postgres_driver(url), pool_pre_ping=True, pool_size=10, max_overflow=20
+    )
+
+
+def postgres_driver(url: str) -> str:
+    """A plain ``postgresql://`` URL means psycopg 3, the driver orgguard ships."""
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg://" + url[len(plain) :]
+    return url
+
+
+def lock_writes(connection: Connection) -> None:
+    """Take the database's write lock for the connection's transaction: one
+    writer at a time across every process. SQLite's BEGIN IMMEDIATE took it
+    already; PostgreSQL takes an advisory lock, released at commit."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
 
 
 def _sqlite_engine(url: str) -> Engine:

@@ -83,6 +83,9 @@ changes = Table(
     Column("before", JSON),
     Column("after", JSON),
     Column("detail", JSON, nullable=False),
+    # What the change added and removed, for replicas to replay (see
+    # orgguard.policy.changelog); None: too large, replicas reload instead.
+    Column("ops", JSON),
     sqlite_autoincrement=True,
 )
 

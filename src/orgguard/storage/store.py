@@ -20,19 +20,22 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
+    String,
     and_,
     delete,
     false,
+    func,
     insert,
-    inspect,
+    literal_column,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from orgguard.errors import Conflict, InvalidInput, Unavailable
-from orgguard.policy import casbin_rules
+from orgguard.policy import casbin_rules, changelog
 from orgguard.policy.model import (
     ApiKey,
     Change,
@@ -40,20 +43,22 @@ from orgguard.policy.model import (
     CustomGroup,
     Snapshot,
 )
-from orgguard.storage.database import READ_ONLY
+from orgguard.storage import migrate
+from orgguard.storage.database import READ_ONLY, lock_writes
 from orgguard.storage.schema import (
     api_keys,
     casbin_rule,
     changes,
     companies,
     custom_groups,
-    metadata,
 )
 
 log = logging.getLogger(__name__)
 
+# PostgreSQL's LISTEN/NOTIFY channel: the revision of each committed change.
+CHANNEL = "orgguard_changes"
+
 _FIELDS = ("v0", "v1", "v2", "v3", "v4", "v5")
-_WRITE_LOCK_KEY = 0x6F7267  # "org"
 
 
 def utcnow() -> datetime:
@@ -83,6 +88,7 @@ class AuditRecord:
 
 
 MAX_REVISION = 2**63 - 1
+_KEYS_KEPT = 10_000  # found keys kept at most (unknown ids are never kept)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,27 +112,42 @@ class PolicyStore:
         database = engine.url.database or ""
         on_disk = engine.dialect.name == "sqlite" and database not in ("", ":memory:")
         self._key_reader = _SqliteKeyReader(database) if on_disk else None
+        # Other databases: keys found, kept until ``forget_keys`` (the
+        # authorizer calls it whenever the revision moves; key changes are
+        # revisions like any other).
+        self._keys: dict[str, ApiKey] = {}
+        self._keys_generation = 0  # bumped by forget_keys
 
-    def create_schema(self) -> None:
-        metadata.create_all(self.engine)
-        columns = {c["name"] for c in inspect(self.engine).get_columns("changes")}
-        if "actor" not in columns:
-            raise Unavailable(
-                f"the database at {self.engine.url!r} has the schema of an older "
-                "orgguard (no audit columns); migrations come with Alembic. For the "
-                "demo database, run 'make clean' and start again"
-            )
+    def prepare_schema(self) -> None:
+        """An empty database gets the current schema (Alembic, to the head
+        revision); any other must be at that revision already, or this raises
+        Unavailable saying to run ``orgguard db upgrade``."""
+        if migrate.is_empty(self.engine):
+            migrate.upgrade(self.engine)
+        else:
+            migrate.require_current(self.engine)
 
     def revision(self, connection: Connection | None = None) -> int:
         if connection is not None:
             return _revision(connection)
-        with self._reading() as own:
+        with self.reading() as own:
             return _revision(own)
 
     @contextmanager
-    def _reading(self) -> Iterator[Connection]:
-        with self.engine.connect() as connection:
-            yield connection.execution_options(**READ_ONLY)
+    def reading(self) -> Iterator[Connection]:
+        """A connection for reads, in one transaction that sees one state of
+        the database (PostgreSQL: REPEATABLE READ; SQLite: a read transaction)."""
+        try:
+            with self.engine.connect() as connection:
+                connection = connection.execution_options(**READ_ONLY)
+                if connection.dialect.name == "postgresql":
+                    connection = connection.execution_options(
+                        isolation_level="REPEATABLE READ"
+                    )
+                with connection.begin():
+                    yield connection
+        except DBAPIError as error:
+            raise Unavailable(f"cannot read the database: {error.orig}") from error
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -136,11 +157,7 @@ class PolicyStore:
         Conflict (a constraint) or Unavailable; nothing is left half-written."""
         try:
             with self.engine.begin() as connection:
-                if connection.dialect.name == "postgresql":
-                    # One writer at a time across every process, as on SQLite.
-                    connection.exec_driver_sql(
-                        f"SELECT pg_advisory_xact_lock({_WRITE_LOCK_KEY})"
-                    )
+                lock_writes(connection)
                 yield connection
         except IntegrityError as error:
             raise Conflict(
@@ -155,7 +172,7 @@ class PolicyStore:
     def load(self, connection: Connection | None = None) -> Snapshot:
         """The whole policy in one read: plain rows, no ORM object per row."""
         if connection is None:
-            with self._reading() as own:
+            with self.reading() as own:
                 return self.load(own)
         snapshot = Snapshot()
         try:
@@ -182,18 +199,36 @@ class PolicyStore:
         return self._key_reader is None
 
     def find_key(self, key_id: str) -> ApiKey | None:
-        """A key by its public id, revoked or not; read from the database every
-        time, so a revocation by any process counts at once."""
+        """A key by its public id, revoked or not. On SQLite read from the file
+        whenever any process committed since the last read; elsewhere kept from
+        the last read until ``forget_keys``, so a revocation counts as soon as
+        this process sees its revision, and a known key still authenticates
+        while the database is unreachable."""
         if self._key_reader is not None:
             return self._key_reader.find(key_id)
+        known = self._keys.get(key_id)
+        if known is not None:
+            return known
+        generation = self._keys_generation
         try:
-            with self._reading() as connection:
+            with self.reading() as connection:
                 row = connection.execute(
                     select(api_keys).where(api_keys.c.id == key_id)
                 ).first()
         except DBAPIError as error:
             raise Unavailable(f"cannot read API keys: {error.orig}") from error
-        return None if row is None else _api_key(row._mapping)
+        if row is None:
+            return None
+        key = _api_key(row._mapping)
+        if len(self._keys) >= _KEYS_KEPT:
+            self._keys.clear()
+        if generation == self._keys_generation:  # else it may predate a change
+            self._keys[key_id] = key
+        return key
+
+    def forget_keys(self) -> None:
+        self._keys_generation += 1
+        self._keys.clear()
 
     def close(self) -> None:
         if self._key_reader is not None:
@@ -201,7 +236,7 @@ class PolicyStore:
         self.engine.dispose()
 
     def list_keys(self) -> list[ApiKey]:
-        with self._reading() as connection:
+        with self.reading() as connection:
             rows = connection.execute(
                 select(api_keys).order_by(api_keys.c.name, api_keys.c.created_at)
             )
@@ -209,7 +244,7 @@ class PolicyStore:
 
     def created_at_revision(self, company_ids: Iterable[str]) -> dict[str, int]:
         """The revision at which each existing company was created."""
-        with self._reading() as connection:
+        with self.reading() as connection:
             rows = connection.execute(
                 select(companies.c.id, companies.c.revision).where(
                     companies.c.id.in_(sorted(company_ids))
@@ -237,7 +272,7 @@ class PolicyStore:
             statement = statement.where(changes.c.at < as_utc(query.until))
         if query.before_revision is not None:
             statement = statement.where(changes.c.revision < query.before_revision)
-        with self._reading() as connection:
+        with self.reading() as connection:
             rows = connection.execute(statement.limit(query.limit))
             return [
                 AuditRecord(
@@ -252,6 +287,28 @@ class PolicyStore:
                 )
                 for row in rows
             ]
+
+    def changes_after(
+        self, revision: int, connection: Connection, limit: int
+    ) -> list[tuple[int, Change | None]] | None:
+        """The changes committed after ``revision``, in order, to replay; None
+        if there are more than ``limit``. A change stored without its rows
+        comes as None: the reader reloads the policy instead."""
+        rows = connection.execute(
+            select(changes.c.revision, changes.c.action, changes.c.ops)
+            .where(changes.c.revision > revision)
+            .order_by(changes.c.revision)
+            .limit(limit + 1)
+        ).all()
+        if len(rows) > limit:
+            return None
+        return [
+            (
+                int(row.revision),
+                None if row.ops is None else changelog.decode(row.action, row.ops),
+            )
+            for row in rows
+        ]
 
     def apply(self, change: Change, connection: Connection | None = None) -> int:
         """Write the change and return its revision: in ``connection``'s open
@@ -299,7 +356,6 @@ class _SqliteKeyReader:
         "SELECT id, name, role, salt, digest, created_at, created_by, revoked_at "
         "FROM api_keys WHERE id = ?"
     )
-    _KEEP = 10_000  # found keys kept at most (unknown ids are never kept)
 
     def __init__(self, path: str) -> None:
         self._path = path
@@ -324,7 +380,7 @@ class _SqliteKeyReader:
                 if row is None:
                     return None
                 key = self._found[key_id] = _api_key(row)
-                if len(self._found) > self._KEEP:
+                if len(self._found) > _KEYS_KEPT:
                     self._found.clear()
                 return key
         except sqlite3.Error as error:
@@ -378,10 +434,17 @@ def _write(connection: Connection, change: Change) -> int:
             before=change.before,
             after=change.after,
             detail=change.summary(),
+            ops=changelog.encode(change),
         )
     ).inserted_primary_key
     assert inserted is not None
     revision = inserted[0]
+    if connection.dialect.name == "postgresql":
+        # Delivered to every listening replica when (and only if) this commits.
+        connection.execute(
+            text("SELECT pg_notify(:channel, :revision)"),
+            {"channel": CHANNEL, "revision": str(revision)},
+        )
 
     for key_id in change.revoke_keys:
         revoked = connection.execute(
@@ -464,10 +527,12 @@ def _row_values(row: casbin_rules.Row) -> dict[str, str | None]:
 
 def _delete_rule(connection: Connection, row: casbin_rules.Row) -> None:
     values = _row_values(row)
-    conditions = [
-        casbin_rule.c[name] == value
-        if value is not None
-        else casbin_rule.c[name].is_(None)
+    # The expressions of ux_casbin_rule_line, with '' as a literal (not a bound
+    # parameter), so both databases find the row through that index.
+    empty = literal_column("''", String)
+    conditions = [casbin_rule.c.ptype == values.pop("ptype")]
+    conditions += [
+        func.coalesce(casbin_rule.c[name], empty) == (value or "")
         for name, value in values.items()
     ]
     deleted = connection.execute(delete(casbin_rule).where(and_(*conditions))).rowcount

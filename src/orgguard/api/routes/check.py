@@ -7,6 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from orgguard.api import consistency
 from orgguard.api.deps import AuthorizerDep, CallerDep
 from orgguard.api.fast_check import encode
 from orgguard.api.schemas import (
@@ -58,6 +59,7 @@ async def check(request: Request) -> Response:
         raise RequestValidationError(
             [{**e, "loc": ("body", *e["loc"])} for e in error.errors()]
         ) from error
+    await consistency.reach(authorizer, body.min_revision, _wait(request))
     decision, revision = authorizer.check_at(
         body.user, body.company, body.resource, body.action, body.owner
     )
@@ -78,6 +80,7 @@ async def check_batch(
     limit: int = request.app.state.settings.max_batch
     if len(body.checks) > limit:
         raise InvalidInput(f"checks: at most {limit} per batch", field="checks")
+    await consistency.reach(authorizer, body.min_revision, _wait(request))
     requests = [
         (item.user, item.company, item.resource, item.action, item.owner)
         for item in body.checks
@@ -86,3 +89,8 @@ async def check_batch(
     decisions, revision = await run_in_threadpool(authorizer.check_many, requests)
     results = [CheckResult(allowed=d.allowed, reason=d.reason) for d in decisions]
     return BatchResponse(results=results, revision=revision)
+
+
+def _wait(request: Request) -> float:
+    seconds: float = request.app.state.settings.min_revision_wait_seconds
+    return seconds

@@ -21,19 +21,28 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses={503: {"description": "not ready; says why"}})
 def readyz(request: Request) -> JSONResponse:
-    """Ready when the database answers and this process serves its latest
-    revision (another process's write is picked up within
-    ORGGUARD_REFRESH_SECONDS). A replica that is not ready still answers
-    checks from the policy it has."""
+    """Ready (200) when this process serves the database's latest revision.
+
+    Degraded (still 200: checks are answered from the last good policy) when
+    the database cannot be reached, or when on PostgreSQL the change listener
+    is reconnecting (writes are then picked up every ORGGUARD_REFRESH_SECONDS).
+    Not ready (503) while it is behind the database."""
     authorizer: Authorizer = request.app.state.authorizer
     serving = authorizer.revision
     try:
         stored = authorizer.store.revision()
     except OrgguardError as error:
-        return _not_ready(serving, f"database unreachable: {error.message}")
+        return _degraded(serving, f"database unreachable: {error.message}")
     if stored > serving:
         return _not_ready(serving, f"behind the database by {stored - serving}")
+    listener = request.app.state.listener
+    if listener is not None and not listener.connected.is_set():
+        return _degraded(serving, "change listener reconnecting")
     return JSONResponse({"status": "ready", "revision": serving})
+
+
+def _degraded(revision: int, reason: str) -> JSONResponse:
+    return JSONResponse({"status": "degraded", "reason": reason, "revision": revision})
 
 
 def _not_ready(revision: int, reason: str) -> JSONResponse:
