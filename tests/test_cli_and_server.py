@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from orgguard.storage import migrate
+from orgguard.storage.database import make_engine
 from tests.conftest import POLICIES
 from tests.servers import (
     ORGGUARD,
@@ -45,6 +47,20 @@ def test_cli_check_without_database_creates_nothing(place: Place) -> None:
     assert result.returncode == 4
     assert "no database at" in result.stderr
     assert list(place.folder.iterdir()) == []
+
+
+@pytest.mark.postgres_only
+def test_cli_check_on_an_empty_database_creates_nothing(place: Place) -> None:
+    result = cli(
+        place, "check", "alice@acme.example", "orders", "read", "--company", "acme"
+    )
+    engine = make_engine(place.url)
+    empty = migrate.is_empty(engine)
+    engine.dispose()
+
+    assert result.returncode == 4
+    assert "holds no orgguard schema" in result.stderr
+    assert empty
 
 
 @pytest.mark.parametrize(

@@ -18,10 +18,17 @@ log = logging.getLogger(__name__)
 FIRST_START = Caller("orgguard:first-start", "operator")
 
 
-def open_authorizer(settings: Settings, *, first_start_load: bool = True) -> Authorizer:
-    """Open the database; on an empty one, load ``settings.policy_dir`` first."""
+def open_authorizer(
+    settings: Settings, *, first_start_load: bool = True, create: bool = True
+) -> Authorizer:
+    """Open the database; on an empty one, load ``settings.policy_dir`` first.
+    ``create=False``: a database without orgguard's schema is NotFound."""
     store = PolicyStore(make_engine(settings.database_url))
-    store.prepare_schema()
+    try:
+        store.prepare_schema(create=create)
+    except BaseException:
+        store.close()
+        raise
     inherits = settings.admin_inherits
     started = time.perf_counter()
     authorizer = Authorizer.open(store, admin_inherits=inherits)

@@ -264,7 +264,7 @@ def _open() -> Authorizer:
     settings = _settings()
     _configure_logging("warning")
     _require_database(settings.database_url)
-    return open_authorizer(settings, first_start_load=False)
+    return open_authorizer(settings, first_start_load=False, create=False)
 
 
 def _platform() -> PlatformAdmin:

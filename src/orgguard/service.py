@@ -107,8 +107,11 @@ class Authorizer:
     def revision(self) -> int:
         return self.index.revision
 
-    def refresh(self) -> bool:
-        """Catch up with writes another process committed; True if it did."""
+    def refresh(self, revision: int | None = None) -> bool:
+        """Catch up with writes another process committed; True if it did.
+        With ``revision`` (a notification's), nothing to do if it is served."""
+        if revision is not None and self.index.revision >= revision:
+            return False  # this process's own write, or one replayed already
         with self.write_lock, self.store.reading() as connection:
             return self._catch_up(connection)
 

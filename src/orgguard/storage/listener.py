@@ -42,7 +42,7 @@ class ChangeListener:
     def __init__(
         self,
         url: URL,
-        on_change: Callable[[], object],
+        on_change: Callable[[int | None], object],
         *,
         poll_seconds: float = 0.25,
         max_pause: float = 5.0,
@@ -54,7 +54,11 @@ class ChangeListener:
         self._poll_seconds = poll_seconds
         self._max_pause = max_pause
         self._stopping = threading.Event()
+        self._lock = threading.Lock()
         self._heard = threading.Event()
+        # The highest revision heard since the last catch-up; None: unknown
+        # (after a (re)connection: catch up with whatever there is).
+        self._latest: int | None = None
         self._threads = [
             threading.Thread(target=self._listen_forever, name="orgguard-listen"),
             threading.Thread(target=self._catch_up_forever, name="orgguard-catch-up"),
@@ -105,18 +109,32 @@ class ChangeListener:
             self.connections += 1
             self.connected.set()
             log.info("change listener connected (connection %d)", self.connections)
-            self._heard.set()  # catch up with what was committed unheard
+            self._hear(None)  # catch up with what was committed unheard
             while not self._stopping.is_set():
-                for _ in connection.notifies(timeout=self._poll_seconds):
-                    self._heard.set()
+                for notification in connection.notifies(timeout=self._poll_seconds):
+                    self._hear(_revision(notification.payload))
+
+    def _hear(self, revision: int | None) -> None:
+        with self._lock:
+            if revision is None or not self._heard.is_set():
+                self._latest = revision
+            elif self._latest is not None:
+                self._latest = max(self._latest, revision)
+            self._heard.set()
 
     def _catch_up_forever(self) -> None:
         while True:
             self._heard.wait()
             if self._stopping.is_set():
                 return
-            self._heard.clear()
+            with self._lock:
+                self._heard.clear()
+                latest, self._latest = self._latest, None
             try:
-                self._on_change()
+                self._on_change(latest)
             except Exception:
                 log.exception("catching up after a notification failed")
+
+
+def _revision(payload: str) -> int | None:
+    return int(payload) if payload.isascii() and payload.isdigit() else None

@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from orgguard.errors import Conflict, InvalidInput, Unavailable
+from orgguard.errors import Conflict, InvalidInput, NotFound, Unavailable
 from orgguard.policy import casbin_rules, changelog
 from orgguard.policy.model import (
     ApiKey,
@@ -118,11 +118,18 @@ class PolicyStore:
         self._keys: dict[str, ApiKey] = {}
         self._keys_generation = 0  # bumped by forget_keys
 
-    def prepare_schema(self) -> None:
+    def prepare_schema(self, *, create: bool = True) -> None:
         """An empty database gets the current schema (Alembic, to the head
-        revision); any other must be at that revision already, or this raises
-        Unavailable saying to run ``orgguard db upgrade``."""
+        revision), or with ``create=False`` is NotFound; any other must be at
+        that revision already, or this raises Unavailable saying to run
+        ``orgguard db upgrade``."""
         if migrate.is_empty(self.engine):
+            if not create:
+                raise NotFound(
+                    f"the database at {self.engine.url!r} holds no orgguard "
+                    "schema (run 'orgguard serve', 'orgguard load' or "
+                    "'orgguard db upgrade' first)"
+                )
             migrate.upgrade(self.engine)
         else:
             migrate.require_current(self.engine)
