@@ -3,13 +3,15 @@ other API request (in the query)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from orgguard.api.app import create_app
 from orgguard.settings import Settings
-from tests.conftest import OPERATOR, reopen
+from tests.conftest import OPERATOR, bearer, make_key, reopen
 
 CHECK = {"user": "kim@acme.example", "company": "acme", "resource": "orders",
          "action": "checkout"}  # fmt: skip
@@ -21,6 +23,18 @@ def quick(settings: Settings) -> Settings:
     settings.refresh_seconds = 3600
     settings.min_revision_wait_seconds = 0.3
     return settings
+
+
+@pytest.fixture
+def client(quick: Settings) -> Iterator[TestClient]:
+    """The app as seller staff, hearing of other processes' writes only when
+    asked to (no refresh, and on PostgreSQL no listener)."""
+    with TestClient(create_app(quick)) as client:
+        listener = client.app.state.listener  # type: ignore[attr-defined]
+        if listener is not None:
+            listener.stop()
+        client.headers.update(bearer(make_key(client, "tests-admin")))
+        yield client
 
 
 def write_elsewhere(settings: Settings) -> int:

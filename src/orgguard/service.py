@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection
@@ -25,6 +26,7 @@ from orgguard.access import Caller, Gate
 from orgguard.errors import Conflict, InvalidInput, NotFound
 from orgguard.ids import check_display_name, check_name_id, check_user_id
 from orgguard.memory import bulk_load
+from orgguard.policy import casbin_rules
 from orgguard.policy.actions import (
     COMPANIES_READ,
     COMPANIES_WRITE,
@@ -33,6 +35,8 @@ from orgguard.policy.actions import (
     MEMBERS_READ,
     MEMBERS_WRITE,
 )
+from orgguard.policy.casbin_rules import Row
+from orgguard.policy.explain import Explanation, explain
 from orgguard.policy.index import Decision, EffectivePermission, PolicyIndex
 from orgguard.policy.model import (
     ADMIN,
@@ -49,7 +53,7 @@ from orgguard.policy.model import (
     Snapshot,
     exclusive_groups,
 )
-from orgguard.storage.store import PolicyStore
+from orgguard.storage.store import AuditRecord, PolicyStore, as_utc
 
 log = logging.getLogger(__name__)
 
@@ -285,6 +289,32 @@ class Authorizer:
             action,
         )
         return Decision(False, INTERNAL_ERROR_REASON)
+
+    def explain(
+        self,
+        caller: Caller,
+        user: str,
+        company: str,
+        resource: str,
+        action: str,
+        owner: str | None = None,
+    ) -> tuple[Explanation, int, dict[str, AuditRecord | None], dict[Row, int]]:
+        """A check with its whole path, for callers who may read the company's
+        members (it names them and its groups; a company admin may explain
+        checks in its company without the right to ask checks). Also since
+        when each of the user's memberships holds, and the stored id of each
+        rule named."""
+        self.require(caller, MEMBERS_READ, company)
+        index = self.index
+        explanation = explain(index, user, company, resource, action, owner)
+        since = {
+            group: self.store.membership_since(company, user, group)
+            for group in explanation.groups
+        }
+        rule_ids = self.store.rule_ids(
+            casbin_rules.to_row(match.grant) for match in explanation.rules
+        )
+        return explanation, index.revision, since, rule_ids
 
     def try_check_many(
         self, requests: Iterable[tuple[str, str, str, str, str | None]]
@@ -708,6 +738,44 @@ class Authorizer:
             for company in companies
             if (groups := index.members.get(company, {}).get(user))
         ]
+
+    def access_at(
+        self, caller: Caller, company_id: str, moment: datetime | None
+    ) -> tuple[int, list[tuple[str, tuple[str, ...], list[EffectivePermission]]]]:
+        """Who could do what in the company: now, or at a past ``moment``
+        rebuilt from the change log. The revision it describes, and per member
+        the groups and the effective permissions (exactly what checks allowed).
+        """
+        self.require(caller, MEMBERS_READ, company_id)
+        index = self.index
+        if moment is not None:
+            index = self._index_at(as_utc(moment, "at"))
+            if not self.gate.on_platform(self.index, caller, MEMBERS_READ):
+                # A company admin sees its company's own life, not that of an
+                # earlier company with the same id.
+                born = self.store.created_at_revision([company_id]).get(company_id)
+                if born is None or born > index.revision:
+                    index = PolicyIndex()
+        members = index.members.get(company_id)
+        if members is None:
+            when = "now" if moment is None else f"at {moment.isoformat()}"
+            raise NotFound(f"company '{company_id}' did not exist {when}", field="at")
+        return index.revision, [
+            (user, members[user], index.effective_permissions(company_id, user))
+            for user in sorted(members)
+        ]
+
+    def _index_at(self, moment: datetime) -> PolicyIndex:
+        index = PolicyIndex()
+        for revision, change in self.store.changes_until(moment):
+            if change is None:
+                raise Conflict(
+                    f"the change log cannot rebuild the policy at that time: "
+                    f"revision {revision} is stored without its rows (too large)",
+                    field="at",
+                )
+            index.apply(change, revision)
+        return index
 
     def who_can(
         self, caller: Caller, company_id: str, permission_text: str

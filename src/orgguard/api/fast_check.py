@@ -99,7 +99,7 @@ def _check(authorizer: Authorizer, body: bytes) -> bytes | None:
         request = CheckRequest.model_validate_json(body)
     except ValidationError:
         return None
-    if behind(authorizer, request.min_revision):
+    if request.explain or behind(authorizer, request.min_revision):
         return None
     decision, revision = authorizer.check_at(
         request.user, request.company, request.resource, request.action,

@@ -10,6 +10,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     StrictStr,
     StringConstraints,
@@ -85,6 +86,10 @@ class CheckItem(Strict):
 
 class CheckRequest(CheckItem):
     min_revision: MinRevision = None
+    explain: StrictBool = Field(
+        default=False,
+        description="also return the whole path (needs members:read in the company)",
+    )
 
 
 class CheckResult(BaseModel):
@@ -190,6 +195,19 @@ class MemberPermissions(BaseModel):
     company: str
     permissions: list[PermissionGrant]
     revision: int
+
+
+class MemberAccess(BaseModel):
+    user: str
+    groups: list[str]
+    permissions: list[PermissionGrant]
+
+
+class CompanyAccess(BaseModel):
+    company: str
+    at: datetime | None = Field(description="the time asked; null: now")
+    revision: int = Field(description="the revision the answer describes")
+    members: list[MemberAccess]
 
 
 class UserCompany(BaseModel):

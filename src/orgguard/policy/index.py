@@ -119,7 +119,7 @@ class PolicyIndex:
         permission = tuple.__new__(Permission, (resource, action))
         own_only: str | None = None
         for group in groups:
-            scopes = self._scopes(company, group, permission)
+            scopes = self.scopes(company, group, permission)
             if not scopes:
                 continue
             if Scope.COMPANY in scopes:
@@ -145,7 +145,7 @@ class PolicyIndex:
             f"(groups: {', '.join(groups)})",
         )
 
-    def _scopes(self, company: str, group: str, permission: Permission) -> _Scopes:
+    def scopes(self, company: str, group: str, permission: Permission) -> _Scopes:
         # As in the matcher, a group's template rules and its company rules add up
         # (orgguard itself only writes templates for predefined groups and company
         # rules for custom ones).

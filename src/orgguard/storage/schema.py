@@ -85,7 +85,7 @@ changes = Table(
     Column("detail", JSON, nullable=False),
     # What the change added and removed, for replicas to replay (see
     # orgguard.policy.changelog); None: too large, replicas reload instead.
-    Column("ops", JSON),
+    Column("ops", JSON(none_as_null=True)),
     sqlite_autoincrement=True,
 )
 

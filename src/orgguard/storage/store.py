@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
     String,
@@ -41,6 +42,7 @@ from orgguard.policy.model import (
     Change,
     Company,
     CustomGroup,
+    Membership,
     Snapshot,
 )
 from orgguard.storage import migrate
@@ -281,19 +283,7 @@ class PolicyStore:
             statement = statement.where(changes.c.revision < query.before_revision)
         with self.reading() as connection:
             rows = connection.execute(statement.limit(query.limit))
-            return [
-                AuditRecord(
-                    revision=row.revision,
-                    at=as_utc(row.at),
-                    actor=row.actor,
-                    action=row.action,
-                    company=row.company,
-                    request_id=row.request_id,
-                    before=row.before,
-                    after=row.after,
-                )
-                for row in rows
-            ]
+            return [_audit_record(row) for row in rows]
 
     def changes_after(
         self, revision: int, connection: Connection, limit: int
@@ -317,6 +307,53 @@ class PolicyStore:
             for row in rows
         ]
 
+    def changes_until(self, moment: datetime) -> list[tuple[int, Change | None]]:
+        """Every change from the first up to the last made at or before
+        ``moment`` (in revision order), to rebuild the policy as it was."""
+        statement = (
+            select(changes.c.revision, changes.c.at, changes.c.action, changes.c.ops)
+            .where(changes.c.at <= as_utc(moment))
+            .order_by(changes.c.revision)
+        )
+        found: list[tuple[int, Change | None]] = []
+        with self.reading() as connection:
+            for row in connection.execute(statement):
+                ops = row.ops
+                change = None if ops is None else changelog.decode(row.action, ops)
+                found.append((int(row.revision), change))
+        return found
+
+    def rule_ids(self, rows: Iterable[casbin_rules.Row]) -> dict[casbin_rules.Row, int]:
+        """The stored id of each rule found (the ``id`` of ``casbin_rule``)."""
+        found = {}
+        with self.reading() as connection:
+            for row in rows:
+                rule_id = connection.execute(
+                    select(casbin_rule.c.id).where(*_rule_conditions(row))
+                ).scalar()
+                if rule_id is not None:
+                    found[row] = int(rule_id)
+        return found
+
+    def membership_since(
+        self, company: str, user: str, group: str, *, scan: int = 10_000
+    ) -> AuditRecord | None:
+        """The change that last added the user to the group in the company,
+        from the change log's rows (None if the log cannot say: the change was
+        stored without its rows, or lies beyond the last ``scan`` changes)."""
+        wanted = list(casbin_rules.to_row(Membership(company, user, group)))
+        statement = (
+            select(changes)
+            .where(or_(changes.c.company == company, changes.c.company.is_(None)))
+            .order_by(changes.c.revision.desc())
+            .limit(scan)
+        )
+        with self.reading() as connection:
+            for row in connection.execute(statement):
+                if row.ops is not None and wanted in row.ops["add_rules"]:
+                    return _audit_record(row)
+        return None
+
     def apply(self, change: Change, connection: Connection | None = None) -> int:
         """Write the change and return its revision: in ``connection``'s open
         transaction, or in a transaction of its own."""
@@ -324,6 +361,19 @@ class PolicyStore:
             return _write(connection, change)
         with self.transaction() as own:
             return _write(own, change)
+
+
+def _audit_record(row: Any) -> AuditRecord:
+    return AuditRecord(
+        revision=row.revision,
+        at=as_utc(row.at),
+        actor=row.actor,
+        action=row.action,
+        company=row.company,
+        request_id=row.request_id,
+        before=row.before,
+        after=row.after,
+    )
 
 
 def _revision(connection: Connection) -> int:
@@ -532,16 +582,21 @@ def _row_values(row: casbin_rules.Row) -> dict[str, str | None]:
     return values
 
 
-def _delete_rule(connection: Connection, row: casbin_rules.Row) -> None:
+def _rule_conditions(row: casbin_rules.Row) -> list[ColumnElement[bool]]:
+    """The rule, as the expressions of ux_casbin_rule_line, with '' as a
+    literal (not a bound parameter), so both databases find it by that index."""
     values = _row_values(row)
-    # The expressions of ux_casbin_rule_line, with '' as a literal (not a bound
-    # parameter), so both databases find the row through that index.
     empty = literal_column("''", String)
     conditions = [casbin_rule.c.ptype == values.pop("ptype")]
     conditions += [
         func.coalesce(casbin_rule.c[name], empty) == (value or "")
         for name, value in values.items()
     ]
+    return conditions
+
+
+def _delete_rule(connection: Connection, row: casbin_rules.Row) -> None:
+    conditions = _rule_conditions(row)
     deleted = connection.execute(delete(casbin_rule).where(and_(*conditions))).rowcount
     if deleted != 1:
         # Memory and database disagree: refuse rather than write on a stale view.

@@ -7,6 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from orgguard.access import Caller
 from orgguard.api import consistency
 from orgguard.api.deps import AuthorizerDep, CallerDep
 from orgguard.api.fast_check import encode
@@ -18,8 +19,10 @@ from orgguard.api.schemas import (
     CheckResult,
 )
 from orgguard.errors import InvalidInput
+from orgguard.policy import casbin_rules
 from orgguard.policy.actions import DECISIONS_CHECK
 from orgguard.service import Authorizer
+from orgguard.storage.store import AuditRecord
 
 router = APIRouter(prefix="/v1/check", tags=["checks"])
 
@@ -46,20 +49,18 @@ async def check(request: Request) -> Response:
     per-parameter machinery, which costs more than the decision.
     """
     authorizer: Authorizer = request.app.state.authorizer
-    authorizer.require(request.state.caller, DECISIONS_CHECK)
-    content_type = request.headers.get("content-type", "json")
-    if "json" not in content_type.lower():
-        # As FastAPI does for the other routes (the handler adds a hint).
-        raise RequestValidationError(
-            [{"type": "content_type", "loc": ("body",), "msg": "not JSON"}]
-        )
+    caller: Caller = request.state.caller
     try:
-        body = CheckRequest.model_validate_json(await request.body())
-    except ValidationError as error:
-        raise RequestValidationError(
-            [{**e, "loc": ("body", *e["loc"])} for e in error.errors()]
-        ) from error
+        body = await _read_check(request)
+    except RequestValidationError:
+        # A caller who may not ask checks learns nothing about its body.
+        authorizer.require(caller, DECISIONS_CHECK)
+        raise
+    if not body.explain:  # explaining needs members:read in the company instead
+        authorizer.require(caller, DECISIONS_CHECK)
     await consistency.reach(authorizer, body.min_revision, _wait(request))
+    if body.explain:
+        return await _explained(authorizer, caller, body)
     decision, revision = authorizer.check_at(
         body.user, body.company, body.resource, body.action, body.owner
     )
@@ -68,6 +69,59 @@ async def check(request: Request) -> Response:
         "reason": decision.reason,
         "revision": revision,
     }
+    return Response(encode(answer), media_type="application/json")
+
+
+async def _read_check(request: Request) -> CheckRequest:
+    content_type = request.headers.get("content-type", "json")
+    if "json" not in content_type.lower():
+        # As FastAPI does for the other routes (the handler adds a hint).
+        raise RequestValidationError(
+            [{"type": "content_type", "loc": ("body",), "msg": "not JSON"}]
+        )
+    try:
+        return CheckRequest.model_validate_json(await request.body())
+    except ValidationError as error:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in error.errors()]
+        ) from error
+
+
+async def _explained(
+    authorizer: Authorizer, caller: Caller, body: CheckRequest
+) -> Response:
+    explanation, revision, since, rule_ids = await run_in_threadpool(
+        authorizer.explain,
+        caller, body.user, body.company, body.resource, body.action, body.owner,
+    )  # fmt: skip
+    decision = explanation.decision
+    answer = {
+        "allowed": decision.allowed,
+        "reason": decision.reason,
+        "revision": revision,
+        "explanation": {
+            "memberships": [
+                {
+                    "user": body.user,
+                    "group": group,
+                    "company": body.company,
+                    "since": _since(record),
+                }
+                for group, record in since.items()
+            ],
+            "rules": [
+                {
+                    "rule": match.rule,
+                    "group": match.group,
+                    "applies": match.applies,
+                    "source": match.source,
+                    "rule_id": rule_ids.get(casbin_rules.to_row(match.grant)),
+                }
+                for match in explanation.rules
+            ],
+            "near_misses": explanation.near_misses,
+        },
+    }  # fmt: skip
     return Response(encode(answer), media_type="application/json")
 
 
@@ -89,6 +143,18 @@ async def check_batch(
     decisions, revision = await run_in_threadpool(authorizer.check_many, requests)
     results = [CheckResult(allowed=d.allowed, reason=d.reason) for d in decisions]
     return BatchResponse(results=results, revision=revision)
+
+
+def _since(record: AuditRecord | None) -> dict[str, object] | None:
+    """The change that made a membership, from the audit trail."""
+    if record is None:
+        return None
+    return {
+        "revision": record.revision,
+        "at": record.at.isoformat(),
+        "actor": record.actor,
+        "action": record.action,
+    }
 
 
 def _wait(request: Request) -> float:

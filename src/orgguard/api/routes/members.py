@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
 
 from orgguard.api.deps import (
     After,
@@ -14,6 +17,8 @@ from orgguard.api.deps import (
 )
 from orgguard.api.routes.companies import REVISION_HEADER
 from orgguard.api.schemas import (
+    CompanyAccess,
+    MemberAccess,
     MemberPage,
     MemberPermissions,
     MemberPublic,
@@ -23,6 +28,7 @@ from orgguard.api.schemas import (
     WhoCan,
     WhoCanEntry,
 )
+from orgguard.policy.index import EffectivePermission
 
 router = APIRouter(prefix="/v1/companies/{company}", tags=["members"])
 
@@ -93,12 +99,40 @@ def read_member_permissions(
     return MemberPermissions(
         user=user,
         company=company,
-        permissions=[
-            PermissionGrant(permission=str(e.permission), groups=list(e.groups))
-            for e in effective
-        ],
+        permissions=_grants(effective),
         revision=authorizer.revision,
     )
+
+
+@router.get("/access", response_model=CompanyAccess)
+def read_access(
+    company: CompanyPath,
+    authorizer: AuthorizerDep,
+    caller: CallerDep,
+    at: Annotated[
+        datetime | None,
+        Query(description="a past time (ISO 8601; no zone: UTC); default now"),
+    ] = None,
+) -> CompanyAccess:
+    """Who could do what in the company: now, or at a past time rebuilt from
+    the audit trail (the change log)."""
+    revision, members = authorizer.access_at(caller, company, at)
+    return CompanyAccess(
+        company=company,
+        at=at,
+        revision=revision,
+        members=[
+            MemberAccess(user=user, groups=list(groups), permissions=_grants(effective))
+            for user, groups, effective in members
+        ],
+    )
+
+
+def _grants(effective: list[EffectivePermission]) -> list[PermissionGrant]:
+    return [
+        PermissionGrant(permission=str(e.permission), groups=list(e.groups))
+        for e in effective
+    ]
 
 
 @router.get("/who-can", response_model=WhoCan)

@@ -1,0 +1,123 @@
+"""Why a check was allowed or denied: the whole path, and for a deny what came
+closest.
+
+``explain`` reads the same index ``decide`` reads and reaches the same verdict
+(the tests hold the two together); it names the user's groups in the company,
+every Casbin rule of theirs that matched (or matched but for the owner), and,
+for a deny, the near misses: a group of the company that would grant the
+permission, the same permission held in another company, a permission of the
+catalogue that differs only in the action. The service adds since when each
+membership holds (from the change log) and where each rule is stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from orgguard.policy import casbin_rules
+from orgguard.policy.index import Decision, PolicyIndex
+from orgguard.policy.model import Grant, Permission, Scope
+
+NEAR_MISSES_AT_MOST = 5
+
+
+@dataclass(frozen=True, slots=True)
+class RuleMatch:
+    """A p rule of one of the user's groups for the permission asked."""
+
+    group: str
+    grant: Grant  # company None: the predefined group's template
+    applies: bool  # False: own resources only, and the owner is someone else
+
+    @property
+    def rule(self) -> str:
+        return casbin_rules.format_row(casbin_rules.to_row(self.grant))
+
+    @property
+    def source(self) -> str:
+        """The file of an export that holds the rule."""
+        if self.grant.company is None:
+            return "templates.csv"
+        return f"companies/{self.grant.company}.csv"
+
+
+@dataclass(slots=True)
+class Explanation:
+    decision: Decision
+    groups: tuple[str, ...] = ()  # the user's groups in the company
+    rules: list[RuleMatch] = field(default_factory=list)
+    near_misses: list[str] = field(default_factory=list)
+
+
+def explain(
+    index: PolicyIndex,
+    user: str,
+    company: str,
+    resource: str,
+    action: str,
+    owner: str | None = None,
+) -> Explanation:
+    decision = index.decide(user, company, resource, action, owner)
+    permission = Permission(resource, action)
+    found = Explanation(decision, index.members.get(company, {}).get(user, ()))
+    for group in found.groups:
+        for scope in sorted(index.scopes(company, group, permission)):
+            for grant in _stored_grants(index, company, group, permission, scope):
+                applies = scope is Scope.COMPANY or owner == user
+                found.rules.append(RuleMatch(group, grant, applies))
+    if not decision.allowed:
+        found.near_misses = _near_misses(index, user, company, permission, found)
+    return found
+
+
+def _stored_grants(
+    index: PolicyIndex, company: str, group: str, permission: Permission, scope: Scope
+) -> list[Grant]:
+    """The rules behind a scope: the template's, the company's, or both."""
+    grants = []
+    if scope in index.templates.get(group, {}).get(permission, ()):
+        grants.append(Grant(None, group, permission, scope))
+    if scope in index.custom.get((company, group), {}).get(permission, ()):
+        grants.append(Grant(company, group, permission, scope))
+    return grants
+
+
+def _near_misses(
+    index: PolicyIndex,
+    user: str,
+    company: str,
+    permission: Permission,
+    found: Explanation,
+) -> list[str]:
+    misses: list[str] = []
+    for match in found.rules:
+        misses.append(
+            f"group '{match.group}' grants {permission} only on resources "
+            f"'{user}' owns ({match.rule})"
+        )
+    if company in index.members:
+        for group in index.group_ids(company):
+            if group in found.groups:
+                continue
+            scopes = index.scopes(company, group, permission)
+            if scopes:
+                reach = "" if Scope.COMPANY in scopes else " on own resources"
+                misses.append(
+                    f"group '{group}' in '{company}' grants {permission}{reach}; "
+                    f"'{user}' is not in it"
+                )
+    for other in index.user_companies.get(user, ()):
+        if other != company and index.decide(user, other, *permission).allowed:
+            misses.append(f"'{user}' holds {permission} in '{other}', not here")
+    if permission not in index.catalogue:
+        similar = sorted(
+            str(known)
+            for known in index.catalogue
+            if known.resource == permission.resource
+        )
+        if similar:
+            misses.append(
+                f"{permission} is not in the catalogue; '{permission.resource}' "
+                f"has {', '.join(similar)}"
+            )
+    return misses[:NEAR_MISSES_AT_MOST]
