@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,8 @@ def test_a_replica_whose_listener_was_killed_reconnects_and_catches_up(
 
         caught_up = eventually(seen_on_b)
         ready = request(b_port, "GET", "/readyz")
+        with urllib.request.urlopen(f"http://127.0.0.1:{b_port}/metrics") as page:
+            metrics = page.read().decode()
     finally:
         stop(a, b)
 
@@ -143,6 +146,9 @@ def test_a_replica_whose_listener_was_killed_reconnects_and_catches_up(
     assert written[0] == 200
     assert caught_up
     assert ready == (200, {"status": "ready", "revision": written[1]["revision"]})
+    assert "orgguard_listener_connected 1.0" in metrics
+    assert "orgguard_listener_connections_total 2.0" in metrics
+    assert 'orgguard_catch_ups_total{how="replayed"} 1.0' in metrics
 
 
 def _terminate_listener(url: str, pid: int) -> int:

@@ -185,6 +185,7 @@ class Authorizer:
             self._changing += 1
             self.index = index
             self._changing += 1
+            self.tally.reloads += 1
             log.info("reloaded the policy at revision %d", index.revision)
             return True
         for revision, change in entries:
@@ -194,6 +195,7 @@ class Authorizer:
                 self.index.apply(change, revision)
             finally:
                 self._changing += 1
+        self.tally.replayed += len(entries)
         log.debug("replayed %d changes to revision %d", len(entries), stored)
         return True
 
@@ -834,6 +836,9 @@ class Tally:
     denied: int = 0
     errors: int = 0
     writes: collections.Counter[str] = field(default_factory=collections.Counter)
+    # Other processes' changes: replayed from the log, or whole reloads.
+    replayed: int = 0
+    reloads: int = 0
 
 
 def _ignore(_seconds: float) -> None:

@@ -84,12 +84,12 @@ def create_app(
         else:
             app.state.authorizer = authorizer
         app.state.platform = PlatformAdmin(app.state.authorizer)
-        app.state.metrics = make_registry(app.state.authorizer)
+        app.state.listener = _listen(app.state.authorizer)
+        app.state.metrics = make_registry(app.state.authorizer, app.state.listener)
         app.state.authenticator = Authenticator(settings, app.state.platform)
         refresher = asyncio.create_task(
             _refresh_forever(app.state.authorizer, settings.refresh_seconds)
         )
-        app.state.listener = _listen(app.state.authorizer)
         pauses = PauseWatch()
         pauses.install()
         yield

@@ -15,6 +15,7 @@ from prometheus_client.registry import Collector
 
 from orgguard.errors import OrgguardError
 from orgguard.service import Authorizer
+from orgguard.storage.listener import ChangeListener
 
 LATENCY_BUCKETS = (
     1e-6, 2e-6, 3e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 1e-3, 1e-2,
@@ -22,8 +23,9 @@ LATENCY_BUCKETS = (
 
 
 class _AuthorizerCollector(Collector):
-    def __init__(self, authorizer: Authorizer) -> None:
+    def __init__(self, authorizer: Authorizer, listener: ChangeListener | None) -> None:
         self.authorizer = authorizer
+        self.listener = listener
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         authorizer = self.authorizer
@@ -43,6 +45,26 @@ class _AuthorizerCollector(Collector):
         for action, count in sorted(tally.writes.items()):
             writes.add_metric([action], count)
         yield writes
+        caught_up = CounterMetricFamily(
+            "orgguard_catch_ups",
+            "Other processes' changes taken in: replayed (changes, from the "
+            "change log) or reloaded (whole policy reloads)",
+            labels=["how"],
+        )
+        caught_up.add_metric(["replayed"], tally.replayed)
+        caught_up.add_metric(["reloaded"], tally.reloads)
+        yield caught_up
+        if self.listener is not None:
+            yield GaugeMetricFamily(
+                "orgguard_listener_connected",
+                "1 while the LISTEN connection to PostgreSQL is up",
+                value=int(self.listener.connected.is_set()),
+            )
+            yield CounterMetricFamily(
+                "orgguard_listener_connections",
+                "LISTEN connections made (each reconnect adds one)",
+                value=self.listener.connections,
+            )
         yield GaugeMetricFamily(
             "orgguard_revision",
             "Policy revision this process serves",
@@ -59,9 +81,11 @@ class _AuthorizerCollector(Collector):
         yield lag
 
 
-def make_registry(authorizer: Authorizer) -> CollectorRegistry:
+def make_registry(
+    authorizer: Authorizer, listener: ChangeListener | None = None
+) -> CollectorRegistry:
     registry = CollectorRegistry()
-    registry.register(_AuthorizerCollector(authorizer))
+    registry.register(_AuthorizerCollector(authorizer, listener))
     latency = Histogram(
         "orgguard_check_seconds",
         "Time to decide one check in process (one check in 64 is timed)",
