@@ -12,7 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -127,12 +127,19 @@ def free_port() -> int:
 
 
 def request(
-    port: int, method: str, path: str, body: Any = None, key: str | None = None
+    port: int,
+    method: str,
+    path: str,
+    body: Any = None,
+    key: str | None = None,
+    request_id: str | None = None,
 ) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
     headers = {"content-type": "application/json"}
     if key is not None:
         headers["authorization"] = f"Bearer {key}"
+    if request_id is not None:
+        headers["x-request-id"] = request_id
     req = urllib.request.Request(
         f"http://127.0.0.1:{port}{path}", data=data, method=method, headers=headers
     )
@@ -144,15 +151,22 @@ def request(
         return error.code, json.loads(error.read())
 
 
-def start_server(database: Path, port: int) -> subprocess.Popen[bytes]:
+def start_server(
+    database: Path,
+    port: int,
+    *,
+    stderr: IO[bytes] | int = subprocess.DEVNULL,
+    **settings: str,
+) -> subprocess.Popen[bytes]:
     """``orgguard serve --demo-key`` in the database's folder, which then holds
-    the demo seller-admin key (see ``demo_key``)."""
+    the demo seller-admin key (see ``demo_key``); ``settings`` are more
+    ``ORGGUARD_*`` variables."""
     process = subprocess.Popen(
         [*ORGGUARD, "serve", "--port", str(port), "--demo-key"],
-        env=env_for(database),
+        env={**env_for(database), **settings},
         cwd=database.parent,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import getpass
 import json
-import logging
 import os
+import signal
 import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from orgguard import logs
 from orgguard.access import Caller
 from orgguard.errors import InvalidInput, NotFound, OrgguardError, Unavailable
 from orgguard.ids import check_name_id, check_user_id
+from orgguard.logs import LogFormat
 from orgguard.settings import Settings
 
 if TYPE_CHECKING:
@@ -46,11 +49,8 @@ def _operator() -> Caller:
     return Caller.operator(name)
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+def _configure_logging(level: str, log_format: LogFormat) -> None:
+    logs.configure(level, log_format)
 
 
 def _settings() -> Settings:
@@ -90,7 +90,7 @@ def serve(
     from orgguard.bootstrap import open_authorizer
 
     settings = _settings()
-    _configure_logging(settings.log_level)
+    _configure_logging(settings.log_level, settings.log_format)
     host, port = host or settings.host, port or settings.port
     try:
         _require_free_port(host, port)
@@ -99,13 +99,28 @@ def serve(
             _issue_demo_key(authorizer)
     except OrgguardError as error:
         raise _fail(error) from error
+    _exit_zero_after_sigterm()
     uvicorn.run(
         create_app(settings, authorizer),
         host=host,
         port=port,
         log_level=settings.log_level,
         access_log=settings.access_log,
+        log_config=None,  # its lines go through ours (orgguard.logs)
+        timeout_graceful_shutdown=settings.shutdown_seconds,
     )
+
+
+def _exit_zero_after_sigterm() -> None:
+    """uvicorn shuts down gracefully on SIGTERM, then raises the signal again
+    under the handler it found: with this one, the process exits 0 (with the
+    default one it would die of the signal). A SIGTERM before uvicorn takes
+    over exits 0 at once, nothing being in flight yet."""
+
+    def exit_zero(_signal: int, _frame: FrameType | None) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, exit_zero)
 
 
 @app.command()
@@ -143,7 +158,7 @@ def load(
     from orgguard.policy.files import read_policy_dir
 
     settings = _settings()
-    _configure_logging("warning")
+    _configure_logging("warning", settings.log_format)
     try:
         snapshot = read_policy_dir(directory)
         authorizer = open_authorizer(settings, first_start_load=False)
@@ -198,7 +213,7 @@ def _open() -> Authorizer:
     from orgguard.bootstrap import open_authorizer
 
     settings = _settings()
-    _configure_logging("warning")
+    _configure_logging("warning", settings.log_format)
     _require_database(settings.database_url)
     return open_authorizer(settings, first_start_load=False)
 

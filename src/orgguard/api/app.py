@@ -37,6 +37,7 @@ from orgguard.api.schemas import PATTERN_RULES, ErrorBody
 from orgguard.auth import Authenticator
 from orgguard.errors import Forbidden, OrgguardError, PolicyFileError, Unauthenticated
 from orgguard.ids import NAME_ID_RULE, USER_ID_RULE
+from orgguard.logs import REQUEST_ID
 from orgguard.memory import PauseWatch
 from orgguard.platform_admin import PlatformAdmin
 from orgguard.service import Authorizer
@@ -178,7 +179,13 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        # Outside Edge (Starlette's outermost layer), so the id is named here.
+        log.exception(
+            "unexpected error on %s %s",
+            request.method,
+            request.url.path,
+            extra={"request_id": getattr(request.state, "request_id", None)},
+        )
         return error_response(500, "internal_error", "internal error; see the log")
 
 
@@ -284,15 +291,20 @@ class Edge:
                 ]
             await send(message)
 
-        refusal = None
-        if declared > self.max_bytes:
-            refusal = _too_large(self.max_bytes)
-        elif scope["path"].startswith("/v1/"):
-            refusal = await self._authenticate(scope, state, authorizations)
-        if refusal is not None:
-            await refusal(scope, receive, send_with_id)
-            return
-        await self.app(scope, receive, send_with_id)
+        # Log lines written while this request is served carry its id.
+        token = REQUEST_ID.set(request_id)
+        try:
+            refusal = None
+            if declared > self.max_bytes:
+                refusal = _too_large(self.max_bytes)
+            elif scope["path"].startswith("/v1/"):
+                refusal = await self._authenticate(scope, state, authorizations)
+            if refusal is not None:
+                await refusal(scope, receive, send_with_id)
+                return
+            await self.app(scope, receive, send_with_id)
+        finally:
+            REQUEST_ID.reset(token)
 
     async def _authenticate(
         self, scope: Scope, state: dict[str, Any], given: list[bytes]
