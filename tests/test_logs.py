@@ -9,7 +9,7 @@ import json
 import logging
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,7 @@ def lines() -> Iterator[tuple[logging.Logger, io.StringIO]]:
     logger.propagate = True
 
 
-def in_request(request_id: str, write: Any) -> None:
+def in_request(request_id: str, write: Callable[[], object]) -> None:
     """Call ``write`` as the Edge middleware would while serving a request."""
 
     def serve() -> None:
@@ -146,13 +146,13 @@ def server_lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines()]
 
 
-def serve_and_call(tmp_path: Path, log_level: str) -> list[dict[str, Any]]:
-    """A real server at ``log_level``: checks (one and a batch) with request id
-    ``chk``, a write with ``abc``, an admin action refused to a checker key
+def serve_and_call(tmp_path: Path, **settings: str) -> list[dict[str, Any]]:
+    """A real server with ``settings``: checks (one and a batch) with request
+    id ``chk``, a write with ``abc``, an admin action refused to a checker key
     with ``no``; its stderr, line by line."""
     database, port, stderr = tmp_path / "db.sqlite", free_port(), tmp_path / "err"
     with stderr.open("wb") as sink:
-        server = start_server(database, port, stderr=sink, ORGGUARD_LOG_LEVEL=log_level)
+        server = start_server(database, port, stderr=sink, **settings)
         key = demo_key(database)
         try:
             checker = request(
@@ -182,7 +182,7 @@ def serve_and_call(tmp_path: Path, log_level: str) -> list[dict[str, Any]]:
 def test_server_logs_json_lines_a_write_and_a_refusal_and_no_decision_at_info(
     tmp_path: Path,
 ) -> None:
-    lines = serve_and_call(tmp_path, "info")
+    lines = serve_and_call(tmp_path, ORGGUARD_LOG_LEVEL="info")
 
     assert all({"time", "level", "logger", "message"} <= line.keys() for line in lines)
     loggers = {line["logger"] for line in lines}
@@ -202,10 +202,20 @@ def test_server_logs_json_lines_a_write_and_a_refusal_and_no_decision_at_info(
 
 
 @pytest.mark.slow
-def test_server_logs_each_decision_at_debug(tmp_path: Path) -> None:
-    lines = serve_and_call(tmp_path, "debug")
+def test_server_logs_each_decision_at_debug_and_requests_with_access_log(
+    tmp_path: Path,
+) -> None:
+    lines = serve_and_call(
+        tmp_path, ORGGUARD_LOG_LEVEL="debug", ORGGUARD_ACCESS_LOG="true"
+    )
 
-    decisions = [line for line in lines if line.get("request_id") == "chk"]
+    checks = [line for line in lines if line.get("request_id") == "chk"]
+    decisions = [line for line in checks if line["logger"] == "orgguard.decisions"]
+    accesses = [line for line in checks if line["logger"] == "uvicorn.access"]
+    assert [a["message"].split('"')[1] for a in accesses] == [
+        "POST /v1/check HTTP/1.1",
+        "POST /v1/check/batch HTTP/1.1",
+    ]
     assert [(d["logger"], d["level"], d["allowed"]) for d in decisions] == [
         ("orgguard.decisions", "DEBUG", True),
         ("orgguard.decisions", "DEBUG", True),

@@ -19,7 +19,6 @@ from orgguard import logs
 from orgguard.access import Caller
 from orgguard.errors import InvalidInput, NotFound, OrgguardError, Unavailable
 from orgguard.ids import check_name_id, check_user_id
-from orgguard.logs import LogFormat
 from orgguard.settings import Settings
 
 if TYPE_CHECKING:
@@ -47,10 +46,6 @@ def _operator() -> Caller:
     except (KeyError, OSError):
         name = "unknown"
     return Caller.operator(name)
-
-
-def _configure_logging(level: str, log_format: LogFormat) -> None:
-    logs.configure(level, log_format)
 
 
 def _settings() -> Settings:
@@ -90,7 +85,7 @@ def serve(
     from orgguard.bootstrap import open_authorizer
 
     settings = _settings()
-    _configure_logging(settings.log_level, settings.log_format)
+    logs.configure(settings.log_level, settings.log_format)
     host, port = host or settings.host, port or settings.port
     try:
         _require_free_port(host, port)
@@ -158,7 +153,7 @@ def load(
     from orgguard.policy.files import read_policy_dir
 
     settings = _settings()
-    _configure_logging("warning", settings.log_format)
+    logs.configure("warning", settings.log_format)
     try:
         snapshot = read_policy_dir(directory)
         authorizer = open_authorizer(settings, first_start_load=False)
@@ -213,7 +208,7 @@ def _open() -> Authorizer:
     from orgguard.bootstrap import open_authorizer
 
     settings = _settings()
-    _configure_logging("warning", settings.log_format)
+    logs.configure("warning", settings.log_format)
     _require_database(settings.database_url)
     return open_authorizer(settings, first_start_load=False)
 
