@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -276,3 +277,55 @@ def test_both_check_paths_log_each_decision_at_debug_only(
         ("DEBUG", True, "acme"),
         ("DEBUG", False, "initech"),
     ]
+
+
+def test_lines_of_a_failing_request_carry_its_id_and_the_traceback(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stream = io.StringIO()
+    handler = make_handler("json", stream)
+    logging.getLogger("orgguard").addHandler(handler)
+    route_log = logging.getLogger("orgguard.tests.route")
+
+    def broken(*_args: object) -> None:
+        route_log.warning("about to fail")  # in the route's worker thread
+        raise RuntimeError("the page broke")
+
+    try:
+        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+            key = make_key(client, "tests-admin")
+            authorizer = client.app.state.authorizer  # type: ignore[attr-defined]
+            monkeypatch.setattr(authorizer, "list_companies", broken)
+            response = client.get(
+                "/v1/companies", headers={**bearer(key), "X-Request-ID": "boom"}
+            )
+    finally:
+        logging.getLogger("orgguard").removeHandler(handler)
+
+    lines = [line for line in parsed(stream) if line.get("request_id") == "boom"]
+    assert response.status_code == 500
+    assert [(line["logger"], line["level"]) for line in lines] == [
+        ("orgguard.tests.route", "WARNING"),
+        ("orgguard.api.app", "ERROR"),
+    ]
+    assert lines[1]["message"] == "unexpected error on GET /v1/companies"
+    assert lines[1]["exc_info"].endswith("RuntimeError: the page broke")
+
+
+def test_configure_turns_python_warnings_into_json_lines() -> None:
+    code = (
+        "import warnings\n"
+        "from orgguard import logs\n"
+        "logs.configure('info', 'json')\n"
+        "warnings.warn('the old setting is deprecated')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-W", "always", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    [line] = [json.loads(text) for text in result.stderr.splitlines()]
+    assert line["logger"] == "py.warnings" and line["level"] == "WARNING"
+    assert "UserWarning: the old setting is deprecated" in line["message"]

@@ -78,6 +78,7 @@ def configure(level: str, log_format: LogFormat) -> None:
     to stderr in one format. Like ``logging.basicConfig``, it leaves a root
     logger that already has handlers alone (a test runner's)."""
     logging.basicConfig(level=level.upper(), handlers=[make_handler(log_format)])
+    logging.captureWarnings(True)  # Python's warnings too, as lines of py.warnings
 
 
 def make_handler(
