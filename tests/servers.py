@@ -11,7 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from tests import databases
 from tests.conftest import JWT_SECRET, POLICIES, REPO
@@ -58,12 +58,19 @@ def free_port() -> int:
 
 
 def request(
-    port: int, method: str, path: str, body: Any = None, key: str | None = None
+    port: int,
+    method: str,
+    path: str,
+    body: Any = None,
+    key: str | None = None,
+    request_id: str | None = None,
 ) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
     headers = {"content-type": "application/json"}
     if key is not None:
         headers["authorization"] = f"Bearer {key}"
+    if request_id is not None:
+        headers["x-request-id"] = request_id
     req = urllib.request.Request(
         f"http://127.0.0.1:{port}{path}", data=data, method=method, headers=headers
     )
@@ -81,12 +88,14 @@ def start_server(
     *args: str,
     demo: bool = True,
     url: str | None = None,
+    stderr: IO[bytes] | int = subprocess.DEVNULL,
     **settings: str,
 ) -> subprocess.Popen[bytes]:
     """``orgguard serve`` in the place's folder; with ``demo`` it writes the
     demo seller-admin key there (see ``demo_key``). ``url`` overrides the
     database URL (a proxy in front of it, say); ``settings`` are more
-    ``ORGGUARD_*`` variables, by their lower-case name."""
+    ``ORGGUARD_*`` variables, by their lower-case name; ``stderr`` takes the
+    server's log lines."""
     env = env_for(place)
     if url is not None:
         env["ORGGUARD_DATABASE_URL"] = url
@@ -97,7 +106,7 @@ def start_server(
         env=env,
         cwd=place.folder,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

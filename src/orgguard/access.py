@@ -153,11 +153,13 @@ def refuse(
     caller: Caller, missing: list[str], message: str, field: str | None = None
 ) -> None:
     log.warning(
-        "refused: actor=%s missing=%s request_id=%s: %s",
-        caller,
-        ",".join(missing),
-        caller.request_id,
+        "refused: %s",
         message,
+        extra={
+            "actor": caller.subject,
+            "missing": missing,
+            "request_id": caller.request_id,
+        },
     )
     raise Forbidden(message, missing, field=field)
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import getpass
 import json
-import logging
 import os
+import signal
 import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
+from orgguard import logs
 from orgguard.access import Caller
 from orgguard.errors import InvalidInput, NotFound, OrgguardError, Unavailable
 from orgguard.ids import check_name_id, check_user_id
@@ -47,13 +49,6 @@ def _operator() -> Caller:
     except (KeyError, OSError):
         name = "unknown"
     return Caller.operator(name)
-
-
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
 
 
 def _settings() -> Settings:
@@ -102,7 +97,7 @@ def serve(
     from orgguard.bootstrap import open_authorizer
 
     settings = _settings()
-    _configure_logging(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     host, port = host or settings.host, port or settings.port
     try:
         _require_free_port(host, port)
@@ -116,15 +111,31 @@ def serve(
         "port": port,
         "log_level": settings.log_level,
         "access_log": settings.access_log,
+        "log_config": None,  # its lines go through ours (orgguard.logs)
+        "timeout_graceful_shutdown": settings.shutdown_seconds,
     }
+    _exit_zero_after_sigterm()
     if workers == 1:
         uvicorn.run(create_app(settings, authorizer), **options)
         return
-    # Each worker opens the database itself (the first start is done).
+    # Each worker opens the database itself (the first start is done) and
+    # configures its own logging (orgguard.api.app:from_environment).
     authorizer.store.close()
     uvicorn.run(
         "orgguard.api.app:from_environment", factory=True, workers=workers, **options
     )
+
+
+def _exit_zero_after_sigterm() -> None:
+    """uvicorn shuts down gracefully on SIGTERM, then raises the signal again
+    under the handler it found: with this one, the process exits 0 (with the
+    default one it would die of the signal). A SIGTERM before uvicorn takes
+    over exits 0 at once, nothing being in flight yet."""
+
+    def exit_zero(_signal: int, _frame: FrameType | None) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, exit_zero)
 
 
 @app.command()
@@ -162,7 +173,7 @@ def load(
     from orgguard.policy.files import read_policy_dir
 
     settings = _settings()
-    _configure_logging("warning")
+    logs.configure("warning", settings.log_format)
     try:
         snapshot = read_policy_dir(directory)
         authorizer = open_authorizer(settings, first_start_load=False)
@@ -183,7 +194,7 @@ def db_upgrade() -> None:
     from orgguard.storage.database import make_engine
 
     settings = _settings()
-    _configure_logging("warning")
+    logs.configure("warning", settings.log_format)
     engine = make_engine(settings.database_url)
     try:
         before, after = migrate.upgrade(engine)
@@ -262,7 +273,7 @@ def _open() -> Authorizer:
     from orgguard.bootstrap import open_authorizer
 
     settings = _settings()
-    _configure_logging("warning")
+    logs.configure("warning", settings.log_format)
     _require_database(settings.database_url)
     return open_authorizer(settings, first_start_load=False, create=False)
 

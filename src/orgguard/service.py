@@ -847,13 +847,17 @@ def _ignore(_seconds: float) -> None:
 
 def _log_write(change: Change, revision: int) -> None:
     log.info(
-        "write revision=%s action=%s company=%s actor=%s request_id=%s %s",
-        revision,
+        "write %s at revision %d",
         change.action,
-        change.company,
-        change.actor,
-        change.request_id,
-        change.summary(),
+        revision,
+        extra={
+            "revision": revision,
+            "action": change.action,
+            "company": change.company,
+            "actor": change.actor,
+            "request_id": change.request_id,
+            "changed": change.summary(),
+        },
     )
 
 

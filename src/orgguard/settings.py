@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from orgguard.logs import LogFormat
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ORGGUARD_", extra="ignore")
@@ -22,6 +24,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: str = "info"
+    log_format: LogFormat = Field(
+        default="json",
+        description="json: one JSON object per line; text: plain lines",
+    )
     access_log: bool = Field(
         default=False,
         description="uvicorn's line per request (off: checks are the hot path)",
@@ -56,6 +62,11 @@ class Settings(BaseSettings):
         ge=0,
         le=60,
         description="how long a request with min_revision waits for it (then 503)",
+    )
+    shutdown_seconds: int = Field(
+        default=10,
+        ge=1,
+        description="on SIGTERM, how long in-flight requests may take to finish",
     )
 
     @field_validator("jwt_secret")

@@ -44,6 +44,8 @@ from orgguard.errors import (
     Unavailable,
 )
 from orgguard.ids import NAME_ID_RULE, USER_ID_RULE
+from orgguard.logs import REQUEST_ID
+from orgguard.logs import configure as configure_logs
 from orgguard.memory import PauseWatch
 from orgguard.platform_admin import PlatformAdmin
 from orgguard.service import Authorizer
@@ -136,8 +138,10 @@ def _listen(authorizer: Authorizer) -> ChangeListener | None:
 
 def from_environment() -> FastAPI:
     """The app from ``ORGGUARD_*`` settings: each worker of ``orgguard serve
-    --workers N`` builds its own."""
-    return create_app(Settings())
+    --workers N`` builds its own, and logs as the parent process does."""
+    settings = Settings()
+    configure_logs(settings.log_level, settings.log_format)
+    return create_app(settings)
 
 
 async def _refresh_forever(authorizer: Authorizer, seconds: float) -> None:
@@ -192,7 +196,13 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        # Outside Edge (Starlette's outermost layer), so the id is named here.
+        log.exception(
+            "unexpected error on %s %s",
+            request.method,
+            request.url.path,
+            extra={"request_id": getattr(request.state, "request_id", None)},
+        )
         return error_response(500, "internal_error", "internal error; see the log")
 
 
@@ -319,17 +329,22 @@ class Edge:
                 ]
             await send(message)
 
-        refusal = None
-        if declared > self.max_bytes:
-            refusal = _too_large(self.max_bytes)
-        elif scope["path"].startswith("/v1/"):
-            refusal = await self._authenticate(scope, state, authorizations)
-            if refusal is None and scope["query_string"]:
-                refusal = await _reach_asked(scope)
-        if refusal is not None:
-            await refusal(scope, receive, send_with_id)
-            return
-        await self.app(scope, receive, send_with_id)
+        # Log lines written while this request is served carry its id.
+        token = REQUEST_ID.set(request_id)
+        try:
+            refusal = None
+            if declared > self.max_bytes:
+                refusal = _too_large(self.max_bytes)
+            elif scope["path"].startswith("/v1/"):
+                refusal = await self._authenticate(scope, state, authorizations)
+                if refusal is None and scope["query_string"]:
+                    refusal = await _reach_asked(scope)
+            if refusal is not None:
+                await refusal(scope, receive, send_with_id)
+                return
+            await self.app(scope, receive, send_with_id)
+        finally:
+            REQUEST_ID.reset(token)
 
     async def _authenticate(
         self, scope: Scope, state: dict[str, Any], given: list[bytes]

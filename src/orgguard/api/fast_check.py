@@ -20,15 +20,20 @@ the two paths to the same answers.
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Sequence
 
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from orgguard.api.schemas import BatchRequest, CheckRequest
+from orgguard.api.schemas import BatchRequest, CheckItem, CheckRequest
 from orgguard.policy.actions import DECISIONS_CHECK
+from orgguard.policy.index import Decision
 from orgguard.service import Authorizer
 
 PATHS = frozenset({"/v1/check", "/v1/check/batch"})
+
+decisions_log = logging.getLogger("orgguard.decisions")
 
 
 class FastCheck:
@@ -105,6 +110,8 @@ def _check(authorizer: Authorizer, body: bytes) -> bytes | None:
         request.user, request.company, request.resource, request.action,
         request.owner,
     )  # fmt: skip
+    if decisions_log.isEnabledFor(logging.DEBUG):
+        log_decisions([request], [decision])
     answer = {
         "allowed": decision.allowed,
         "reason": decision.reason,
@@ -131,6 +138,8 @@ def _batch(authorizer: Authorizer, body: bytes, limit: int) -> bytes | None:
     if decided is None:
         return None
     decisions, revision = decided
+    if decisions_log.isEnabledFor(logging.DEBUG):
+        log_decisions(batch.checks, decisions)
     results = [{"allowed": d.allowed, "reason": d.reason} for d in decisions]
     return encode({"results": results, "revision": revision})
 
@@ -138,6 +147,24 @@ def _batch(authorizer: Authorizer, body: bytes, limit: int) -> bytes | None:
 def behind(authorizer: Authorizer, min_revision: int | None) -> bool:
     """The route waits for a revision this process does not serve yet."""
     return min_revision is not None and authorizer.index.revision < min_revision
+
+
+def log_decisions(requests: Sequence[CheckItem], decisions: Sequence[Decision]) -> None:
+    """A debug line per decision. Callers test the level first, so below debug
+    a check costs that one test and no line."""
+    for request, decision in zip(requests, decisions, strict=True):
+        decisions_log.debug(
+            "%s: %s",
+            "allowed" if decision.allowed else "denied",
+            decision.reason,
+            extra={
+                "allowed": decision.allowed,
+                "user": request.user,
+                "company": request.company,
+                "permission": f"{request.resource}:{request.action}",
+                "owner": request.owner,
+            },
+        )
 
 
 def _json_or_unsaid(scope: Scope) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
@@ -10,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from orgguard.access import Caller
 from orgguard.api import consistency
 from orgguard.api.deps import AuthorizerDep, CallerDep
-from orgguard.api.fast_check import encode
+from orgguard.api.fast_check import decisions_log, encode, log_decisions
 from orgguard.api.schemas import (
     BatchRequest,
     BatchResponse,
@@ -64,6 +66,8 @@ async def check(request: Request) -> Response:
     decision, revision = authorizer.check_at(
         body.user, body.company, body.resource, body.action, body.owner
     )
+    if decisions_log.isEnabledFor(logging.DEBUG):
+        log_decisions([body], [decision])
     answer = {
         "allowed": decision.allowed,
         "reason": decision.reason,
@@ -141,6 +145,8 @@ async def check_batch(
     ]
     # In a worker thread: the batch waits for an in-flight write, not the loop.
     decisions, revision = await run_in_threadpool(authorizer.check_many, requests)
+    if decisions_log.isEnabledFor(logging.DEBUG):
+        log_decisions(body.checks, decisions)
     results = [CheckResult(allowed=d.allowed, reason=d.reason) for d in decisions]
     return BatchResponse(results=results, revision=revision)
 
