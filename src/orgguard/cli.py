@@ -416,6 +416,37 @@ def policy_import(
         typer.echo(f"imported {directory} as revision {result.revision}")
 
 
+@policy_app.command("test")
+def policy_test(
+    files: Annotated[list[Path], typer.Argument(help="YAML test files")],
+    policy: Annotated[
+        Path | None,
+        typer.Option(help="decide from this policy directory, not the database"),
+    ] = None,
+) -> None:
+    """Run policy tests: each case's check must get its expected decision.
+    Failures are printed with the decision's reason; exit 1 on any."""
+    from orgguard.policy.testing import read_tests, run_tests
+
+    try:
+        checks = read_tests(files)
+        if policy is None:
+            decide = _open().check
+        else:
+            from orgguard.policy.files import read_policy_dir
+            from orgguard.policy.index import PolicyIndex
+
+            decide = PolicyIndex.from_snapshot(read_policy_dir(policy)).decide
+    except OrgguardError as error:
+        raise _fail(error) from error
+    outcomes = run_tests(decide, checks)
+    failed = [outcome for outcome in outcomes if not outcome.passed]
+    for outcome in failed:
+        typer.echo(outcome.report())
+    typer.echo(f"{len(outcomes) - len(failed)} passed, {len(failed)} failed")
+    raise typer.Exit(1 if failed else 0)
+
+
 @app.command()
 def token(
     user: str,

@@ -30,6 +30,7 @@ from orgguard.api.routes import (
     keys,
     members,
     ops,
+    policy,
     roles,
     users,
 )
@@ -99,7 +100,17 @@ def create_app(
         strict_content_type=False,
     )
     app.state.settings = settings
-    for module in (check, companies, groups, members, users, keys, roles, audit):
+    for module in (
+        check,
+        companies,
+        groups,
+        members,
+        users,
+        keys,
+        roles,
+        audit,
+        policy,
+    ):
         app.include_router(module.router, responses=ERROR_RESPONSES)
     app.include_router(ops.router)
     _add_error_handlers(app)
