@@ -10,16 +10,19 @@ from __future__ import annotations
 import itertools
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from orgguard.errors import Forbidden, PolicyFileError
 from orgguard.policy.diff import AccessChange
 from orgguard.policy.files import read_policy_dir, write_policy_dir
 from orgguard.policy_admin import PolicyAdmin
 from orgguard.service import Authorizer
+from orgguard.settings import Settings
 from orgguard.storage.store import AuditQuery
-from tests.conftest import OPERATOR, POLICIES
+from tests.conftest import OPERATOR, POLICIES, reopen
 from tests.test_parity import files_enforcer
 
 ADMIN = ["audit:read", "groups:read", "groups:write", "members:read"]
@@ -461,3 +464,48 @@ def test_policy_actions_are_gated(authorizer: Authorizer, exported: Path) -> Non
         admin.import_policy(support, exported, prune=False, dry_run=False)
     with pytest.raises(Forbidden):
         admin.export(company_admin)
+
+
+def test_failure_in_the_middle_of_an_import_changes_nothing(
+    authorizer: Authorizer, admin: PolicyAdmin, exported: Path, settings: Settings
+) -> None:
+    edit(
+        exported / "companies" / "acme.csv",
+        "g, carol@acme.example, group:buyer, acme",
+        "g, carol@acme.example, group:admin, acme",
+    )
+    before = admin.export(OPERATOR).files
+    failed: list[str] = []
+
+    def fail_insert(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        # The buyer row is deleted by then; the admin row never arrives.
+        if statement.startswith("INSERT INTO casbin_rule") and not failed:
+            failed.append(statement)
+            raise RuntimeError("injected failure")
+
+    event.listen(authorizer.store.engine, "before_cursor_execute", fail_insert)
+    try:
+        with pytest.raises(RuntimeError):
+            admin.import_policy(OPERATOR, exported, prune=False, dry_run=False)
+    finally:
+        event.remove(authorizer.store.engine, "before_cursor_execute", fail_insert)
+
+    assert failed
+    assert admin.export(OPERATOR).files == before
+    assert PolicyAdmin(reopen(settings)).export(OPERATOR).files == before
+    assert authorizer.index.members["acme"]["carol@acme.example"][0] == "buyer"
+    assert admin.import_policy(OPERATOR, exported, prune=False, dry_run=False).applied
+
+
+def test_export_over_a_directory_removes_companies_no_longer_stored(
+    authorizer: Authorizer, admin: PolicyAdmin, exported: Path
+) -> None:
+    (exported / "tests").mkdir()
+    (exported / "tests" / "mine.yaml").write_text("cases: []\n", encoding="utf-8")
+    authorizer.delete_company(OPERATOR, "umbrella", cascade=False)
+
+    write_policy_dir(exported, admin.export(OPERATOR).files)
+
+    assert not (exported / "companies" / "umbrella.csv").exists()
+    assert (exported / "companies" / "stark.csv").exists()
+    assert (exported / "tests" / "mine.yaml").exists()

@@ -100,18 +100,9 @@ def create_app(
         strict_content_type=False,
     )
     app.state.settings = settings
-    for module in (
-        check,
-        companies,
-        groups,
-        members,
-        users,
-        keys,
-        roles,
-        audit,
-        policy,
-    ):
+    for module in (check, companies, groups, members, users, keys, roles, audit):
         app.include_router(module.router, responses=ERROR_RESPONSES)
+    app.include_router(policy.router, responses=ERROR_RESPONSES)
     app.include_router(ops.router)
     _add_error_handlers(app)
     # Starlette counts the bytes received (chunked bodies too); Edge, outside

@@ -22,15 +22,17 @@ from typing import Final, TypeVar
 
 from orgguard.errors import PolicyFileError
 from orgguard.policy import casbin_rules
+from orgguard.policy.files import (
+    CATALOGUE_FILE,
+    PLATFORM_FILE,
+    company_file,
+    file_of,
+    group_header,
+)
 from orgguard.policy.index import PolicyIndex
 from orgguard.policy.model import (
     KEY_PREFIX,
     Change,
-    Company,
-    CustomGroup,
-    Grant,
-    Membership,
-    RoleAssignment,
     Snapshot,
 )
 
@@ -106,13 +108,13 @@ def _unsupported(current: Snapshot, files: Snapshot, source: Path) -> list[str]:
     problems: list[str] = []
     for entry in _added(current.catalogue, files.catalogue):
         problems.append(
-            f"{source / 'catalogue.csv'}: the stored catalogue holds "
+            f"{source / CATALOGUE_FILE}: the stored catalogue holds "
             f"'{_line(entry)}'; import adds catalogue entries but cannot remove "
             "or change one yet: keep the line"
         )
     for grant in _added(current.platform, files.platform):
         problems.append(
-            f"{source / 'platform.csv'}: the stored policy holds '{_line(grant)}'; "
+            f"{source / PLATFORM_FILE}: the stored policy holds '{_line(grant)}'; "
             "import adds platform role actions but cannot remove one yet: keep "
             "the line"
         )
@@ -121,7 +123,7 @@ def _unsupported(current: Snapshot, files: Snapshot, source: Path) -> list[str]:
         before = stored.get(company.id)
         if before is not None and before != company:
             problems.append(
-                f"{source / 'companies' / (company.id + '.csv')}: changes the "
+                f"{source / company_file(company.id)}: changes the "
                 f"company's name or parent (stored: name '{before.name}', parent "
                 f"'{before.parent or '-'}'); import cannot change those yet"
             )
@@ -160,23 +162,6 @@ def _line(rule: casbin_rules.Rule) -> str:
     return casbin_rules.format_row(casbin_rules.to_row(rule))
 
 
-def _file_of(item: casbin_rules.Rule | CustomGroup | Company | str) -> str:
-    if isinstance(item, str):
-        return f"companies/{item}.csv"
-    if isinstance(item, Company):
-        return f"companies/{item.id}.csv"
-    if isinstance(item, CustomGroup | Membership):
-        return f"companies/{item.company}.csv"
-    if isinstance(item, Grant):
-        if item.company is None:
-            return "templates.csv"
-        return f"companies/{item.company}.csv"
-    if isinstance(item, RoleAssignment):
-        return "platform.csv"
-    row = casbin_rules.to_row(item)
-    return "platform.csv" if row[0] == "p3" else "catalogue.csv"
-
-
 def _describe(diff: PolicyDiff) -> None:
     """The change as lines of the files, and the companies whose file changes."""
     change = diff.change
@@ -184,22 +169,22 @@ def _describe(diff: PolicyDiff) -> None:
     removed: list[tuple[str, str]] = []
     added: list[tuple[str, str]] = []
     for company_id in change.remove_companies:
-        removed.append((_file_of(company_id), f"# company: {company_id}"))
+        removed.append((company_file(company_id), f"# company: {company_id}"))
     for company in change.add_companies:
         header = f"# company: {company.id} (name '{company.name}'"
         header += f", parent '{company.parent}')" if company.parent else ")"
-        added.append((_file_of(company), header))
+        added.append((company_file(company.id), header))
     for group in change.remove_groups:
-        removed.append((_file_of(group), f"# group {group.id}: {group.name}"))
+        removed.append((company_file(group.company), group_header(group)))
     for group in change.add_groups:
-        added.append((_file_of(group), f"# group {group.id}: {group.name}"))
+        added.append((company_file(group.company), group_header(group)))
     gone: list[casbin_rules.Rule] = [
         *change.remove_roles,
         *change.remove_grants,
         *change.remove_members,
     ]
     for rule in gone:
-        removed.append((_file_of(rule), _line(rule)))
+        removed.append((file_of(rule), _line(rule)))
     new: list[casbin_rules.Rule] = [
         *change.add_catalogue,
         *change.add_platform,
@@ -208,7 +193,7 @@ def _describe(diff: PolicyDiff) -> None:
         *change.add_members,
     ]
     for rule in new:
-        added.append((_file_of(rule), _line(rule)))
+        added.append((file_of(rule), _line(rule)))
     for lines, sign, target in ((removed, "-", diff.removed), (added, "+", diff.added)):
         for file, line in sorted(lines):
             target.append(f"{file}: {sign} {line}")

@@ -23,6 +23,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 from orgguard.errors import InvalidInput, PolicyFileError
 from orgguard.ids import check_display_name, is_name_id
@@ -304,20 +305,43 @@ def _depth(company_id: str, parents: dict[str, str | None]) -> int:
 
 # -- writing -------------------------------------------------------------------
 
-_SHARED_HEADERS: dict[str, tuple[str, ...]] = {
-    "catalogue.csv": (
+CATALOGUE_FILE: Final = "catalogue.csv"
+TEMPLATES_FILE: Final = "templates.csv"
+PLATFORM_FILE: Final = "platform.csv"
+_SHARED_HEADERS: Final[dict[str, tuple[str, ...]]] = {
+    CATALOGUE_FILE: (
         "# The permission catalogue: p2, <resource>, <action>, <ownable yes|no>",
     ),
-    "templates.csv": (
+    TEMPLATES_FILE: (
         "# The predefined groups, shared by every company:",
         "# p, group:<id>, *, <resource>, <action>, <company|own>",
     ),
-    "platform.csv": (
+    PLATFORM_FILE: (
         "# Platform roles: p3, role:<id>, <resource>, <action>",
         "# and who holds them: g2, <user id>, role:<id>",
         "# (API keys get their role from 'orgguard keys create')",
     ),
 }
+
+
+def company_file(company_id: str) -> str:
+    """A company's file, relative to the policy directory."""
+    return f"companies/{company_id}.csv"
+
+
+def file_of(rule: casbin_rules.Rule) -> str:
+    """The file a rule lives in, relative to the policy directory."""
+    if isinstance(rule, Grant):
+        return TEMPLATES_FILE if rule.company is None else company_file(rule.company)
+    if isinstance(rule, Membership):
+        return company_file(rule.company)
+    if isinstance(rule, CatalogueEntry):
+        return CATALOGUE_FILE
+    return PLATFORM_FILE
+
+
+def group_header(group: CustomGroup) -> str:
+    return f"# group {group.id}: {group.name}"
 
 
 def render_policy(snapshot: Snapshot, revisions: Mapping[str, int]) -> dict[str, str]:
@@ -329,40 +353,32 @@ def render_policy(snapshot: Snapshot, revisions: Mapping[str, int]) -> dict[str,
     export, for the same reason. API keys' roles are left out: keys are made
     with ``orgguard keys create``, and a key's secret never lives in a file.
     """
-    shared: dict[str, list[casbin_rules.Rule]] = {name: [] for name in _SHARED_HEADERS}
-    shared["catalogue.csv"].extend(snapshot.catalogue)
-    shared["platform.csv"].extend(snapshot.platform)
-    shared["platform.csv"].extend(
-        role for role in snapshot.roles if not role.subject.startswith(KEY_PREFIX)
-    )
-    company_rules: dict[str, list[casbin_rules.Rule]] = defaultdict(list)
-    for grant in snapshot.grants:
-        if grant.company is None:
-            shared["templates.csv"].append(grant)
-        else:
-            company_rules[grant.company].append(grant)
-    for membership in snapshot.memberships():
-        company_rules[membership.company].append(membership)
-
+    people = [r for r in snapshot.roles if not r.subject.startswith(KEY_PREFIX)]
+    every: list[casbin_rules.Rule] = [
+        *snapshot.catalogue,
+        *snapshot.platform,
+        *people,
+        *snapshot.grants,
+        *snapshot.memberships(),
+    ]
+    rules: dict[str, list[casbin_rules.Rule]] = defaultdict(list)
+    for rule in every:
+        rules[file_of(rule)].append(rule)
     files = {
-        name: _file_text([*_SHARED_HEADERS[name], ""], shared[name])
-        for name in _SHARED_HEADERS
+        name: _file_text([*header, ""], rules[name])
+        for name, header in _SHARED_HEADERS.items()
     }
-    group_names: dict[str, list[CustomGroup]] = defaultdict(list)
+    groups: dict[str, list[CustomGroup]] = defaultdict(list)
     for group in snapshot.groups:
-        group_names[group.company].append(group)
+        groups[group.company].append(group)
     for company in snapshot.companies:
         header = [f"# company: {company.id}", f"# name: {company.name}"]
         if company.parent is not None:
             header.append(f"# parent: {company.parent}")
         header.append(f"# revision: {revisions.get(company.id, 0)}")
-        header.extend(
-            f"# group {group.id}: {group.name}"
-            for group in sorted(group_names[company.id])
-        )
-        files[f"companies/{company.id}.csv"] = _file_text(
-            [*header, ""], company_rules[company.id]
-        )
+        header.extend(group_header(group) for group in sorted(groups[company.id]))
+        name = company_file(company.id)
+        files[name] = _file_text([*header, ""], rules[name])
     return files
 
 
