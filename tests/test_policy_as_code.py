@@ -509,3 +509,82 @@ def test_export_over_a_directory_removes_companies_no_longer_stored(
     assert not (exported / "companies" / "umbrella.csv").exists()
     assert (exported / "companies" / "stark.csv").exists()
     assert (exported / "tests" / "mine.yaml").exists()
+
+
+@pytest.mark.parametrize("company", ["initech", "umbrella"])
+def test_a_write_between_the_diff_and_the_commit(
+    authorizer: Authorizer,
+    admin: PolicyAdmin,
+    exported: Path,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    company: str,
+) -> None:
+    """Import compares before it takes the write lock; if another process
+    wrote meanwhile, it compares again under the lock: a write to a company
+    the files name makes its file stale (refused), any other write stays."""
+    import orgguard.policy_admin as policy_admin
+
+    (exported / "companies" / "umbrella.csv").unlink()
+    edit(
+        exported / "companies" / "stark.csv",
+        "# revision: 1\n",
+        "# revision: 1\n# group ops: Operations\n",
+    )
+    compared: list[int] = []
+    real_diff = policy_admin._diff
+
+    def diff_then_another_process_writes(*args: Any) -> Any:
+        compared.append(len(compared))
+        found = real_diff(*args)
+        if len(compared) == 1:
+            other = reopen(settings)
+            other.set_member(OPERATOR, company, "pat@x.example", ["buyer"])
+            other.store.engine.dispose()
+        return found
+
+    monkeypatch.setattr(policy_admin, "_diff", diff_then_another_process_writes)
+
+    if company == "initech":
+        with pytest.raises(PolicyFileError) as raised:
+            admin.import_policy(OPERATOR, exported, prune=False, dry_run=False)
+        assert [p.split("/")[-1] for p in raised.value.problems] == [
+            "initech.csv:3: company 'initech' changed at revision 2, after this "
+            "file's revision 1: export it again and redo the edit"
+        ]
+        assert "ops" not in authorizer.index.groups["stark"]
+    else:
+        result = admin.import_policy(OPERATOR, exported, prune=False, dry_run=False)
+        assert result.revision == 3
+        assert "ops" in authorizer.index.groups["stark"]
+    assert compared == [0, 1]
+    assert "pat@x.example" in authorizer.index.members[company]
+
+
+def test_a_stale_file_is_refused(
+    authorizer: Authorizer, admin: PolicyAdmin, exported: Path
+) -> None:
+    authorizer.set_member(OPERATOR, "acme", "zed@acme.example", ["buyer"])
+    edit(
+        exported / "companies" / "acme.csv",
+        "g, carol@acme.example, group:buyer, acme",
+        "g, carol@acme.example, group:admin, acme",
+    )
+
+    with pytest.raises(PolicyFileError) as raised:
+        admin.import_policy(OPERATOR, exported, prune=False, dry_run=False)
+
+    assert [p.split("/")[-1] for p in raised.value.problems] == [
+        "acme.csv:3: company 'acme' changed at revision 2, after this file's "
+        "revision 1: export it again and redo the edit",
+    ]
+    assert "zed@acme.example" in authorizer.index.members["acme"]
+    # A stale file that changes nothing is no problem: nothing is undone.
+    edit(
+        exported / "companies" / "acme.csv",
+        "g, carol@acme.example, group:admin, acme",
+        "g, carol@acme.example, group:buyer, acme\n"
+        "g, zed@acme.example, group:buyer, acme\n"
+        "g, zed@acme.example, group:contact, acme",
+    )
+    assert admin.diff(OPERATOR, exported, prune=False).is_empty()

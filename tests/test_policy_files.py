@@ -122,6 +122,11 @@ def test_read_policy_dir_reports_problem(
         ("newco.csv", "# name: N\n", "newco.csv:1: the header must say"),
         ("newco.csv", "# company: newco\n# name:  \n", "newco.csv:2: header '# name:'"),
         ("newco.csv", "# company: newco\n", "newco.csv: header '# name:' name must"),
+        (
+            "newco.csv",
+            "# company: newco\n# name: N\n# revision: 3a\n",
+            "newco.csv:3: '# revision:' must be a whole number",
+        ),
     ],
 )
 def test_read_policy_dir_reports_header_problem(

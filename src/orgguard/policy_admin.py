@@ -44,37 +44,38 @@ class PolicyAdmin:
         self.authorizer = authorizer
 
     def export(self, caller: Caller) -> PolicyExport:
-        """The stored policy as canonical files, read in one transaction."""
+        """The stored policy as canonical files."""
         self.authorizer.require(caller, POLICY_READ)
-        store = self.authorizer.store
-        try:
-            with store.engine.connect() as connection:
-                connection.execution_options(**READ_ONLY)
-                snapshot = store.load(connection)
-                revisions = _company_revisions(connection)
-        except DBAPIError as error:
-            raise Unavailable(f"cannot read the policy: {error.orig}") from error
-        return PolicyExport(render_policy(snapshot, revisions), snapshot.revision)
+        stored = self._stored()
+        return PolicyExport(
+            render_policy(stored.snapshot, stored.revisions), stored.snapshot.revision
+        )
 
     def diff(self, caller: Caller, directory: Path, *, prune: bool) -> PolicyDiff:
         """What importing ``directory`` would change; changes nothing."""
         self.authorizer.require(caller, POLICY_READ)
-        return _diff(self.authorizer.store.load(), directory, prune)
+        return _diff(self._stored(), directory, prune)
 
     def import_policy(
         self, caller: Caller, directory: Path, *, prune: bool, dry_run: bool
     ) -> ImportResult:
         """Validate, compare and apply ``directory`` as one change (all or
         nothing); a dry run stops before the write."""
-        if dry_run:
-            diff = self.diff(caller, directory, prune=prune)
-            return ImportResult(diff, self.authorizer.store.revision(), False)
         authorizer = self.authorizer
+        authorizer.require(caller, POLICY_READ if dry_run else POLICY_WRITE)
+        # Read and compare before taking the write lock (a large policy takes
+        # seconds, and writers would queue behind it) ...
+        stored = self._stored()
+        diff = _diff(stored, directory, prune)
+        if dry_run:
+            return ImportResult(diff, stored.snapshot.revision, False)
         with authorizer.writing():
             authorizer.require(caller, POLICY_WRITE)
-            # writing() holds the database's write lock: this is the state the
-            # change applies to, and the index holds the same.
-            diff = _diff(authorizer.store.load(), directory, prune)
+            if authorizer.revision != stored.snapshot.revision:
+                # ... and again under the lock if another write landed meanwhile,
+                # so the change applies to exactly what is stored (and a file of
+                # a company that write changed is refused as stale).
+                diff = _diff(self._stored(), directory, prune)
             change = diff.change
             change.actor, change.request_id = caller.subject, caller.request_id
             change.after = {
@@ -86,12 +87,33 @@ class PolicyAdmin:
             revision = authorizer.commit(change)
         return ImportResult(diff, revision, not diff.is_empty())
 
+    def _stored(self) -> _Stored:
+        """The stored policy and each company's last revision, read in one
+        transaction."""
+        store = self.authorizer.store
+        try:
+            with store.engine.connect() as connection:
+                connection.execution_options(**READ_ONLY)
+                snapshot = store.load(connection)
+                return _Stored(snapshot, _company_revisions(connection))
+        except DBAPIError as error:
+            raise Unavailable(f"cannot read the policy: {error.orig}") from error
 
-def _diff(current: Snapshot, directory: Path, prune: bool) -> PolicyDiff:
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    snapshot: Snapshot
+    revisions: dict[str, int]  # company -> the revision that last changed it
+
+
+def _diff(stored: _Stored, directory: Path, prune: bool) -> PolicyDiff:
+    current = stored.snapshot
     # Without --prune the stored companies stay, so they may be parents.
-    stored = () if prune else [company.id for company in current.companies]
-    files = read_policy_dir(directory, other_companies=stored)
-    return diff_policy(current, files, prune=prune, source=directory)
+    others = () if prune else [company.id for company in current.companies]
+    files = read_policy_dir(directory, other_companies=others)
+    return diff_policy(
+        current, files, prune=prune, source=directory, revisions=stored.revisions
+    )
 
 
 def _company_revisions(connection: Connection) -> dict[str, int]:

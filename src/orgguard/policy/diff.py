@@ -15,7 +15,7 @@ action (those only grow), and changing an existing company's name or parent.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, TypeVar
@@ -33,6 +33,7 @@ from orgguard.policy.index import PolicyIndex
 from orgguard.policy.model import (
     KEY_PREFIX,
     Change,
+    Membership,
     Snapshot,
 )
 
@@ -65,10 +66,21 @@ class PolicyDiff:
 
 
 def diff_policy(
-    current: Snapshot, files: Snapshot, *, prune: bool, source: Path
+    current: Snapshot,
+    files: Snapshot,
+    *,
+    prune: bool,
+    source: Path,
+    revisions: Mapping[str, int] | None = None,
 ) -> PolicyDiff:
     """The change from ``current`` (stored) to ``files``; PolicyFileError lists
-    every difference the service cannot write."""
+    every difference the service cannot write, and every stale file.
+
+    ``revisions`` gives the revision that last changed each stored company: a
+    file that would change its company but states an older ``# revision:``
+    was edited from an export that a later write has overtaken, and applying
+    it would silently undo that write.
+    """
     problems = _unsupported(current, files, source)
     if problems:
         raise PolicyFileError(problems)
@@ -88,7 +100,7 @@ def diff_policy(
         g for g in current.grants if g.company is None or g.company in named
     ]
     stored_groups = [g for g in current.groups if g.company in named]
-    stored_members = [m for m in current.memberships() if m.company in named]
+    stored_members = _members_in(current, named)
     change.remove_grants = _added(stored_grants, files.grants)
     change.add_grants = _added(files.grants, stored_grants)
     change.remove_groups = _added(stored_groups, files.groups)
@@ -100,6 +112,9 @@ def diff_policy(
 
     diff = PolicyDiff(change)
     _describe(diff)
+    stale = _stale(diff.companies, files, revisions or {})
+    if stale:
+        raise PolicyFileError(stale)
     diff.access = access_changes(current, change)
     return diff
 
@@ -130,6 +145,21 @@ def _unsupported(current: Snapshot, files: Snapshot, source: Path) -> list[str]:
     return problems
 
 
+def _stale(
+    changed: Iterable[str], files: Snapshot, revisions: Mapping[str, int]
+) -> list[str]:
+    problems = []
+    for company in changed:
+        stated, where = files.stated_revisions.get(company, (None, ""))
+        stored = revisions.get(company, 0)
+        if stated is not None and stored > stated:
+            problems.append(
+                f"{where}: company '{company}' changed at revision {stored}, after "
+                f"this file's revision {stated}: export it again and redo the edit"
+            )
+    return problems
+
+
 def _prune(change: Change, current: Snapshot, doomed: set[str]) -> None:
     """Remove the stored companies the files do not name, subsidiaries first."""
     change.remove_grants.extend(
@@ -138,9 +168,7 @@ def _prune(change: Change, current: Snapshot, doomed: set[str]) -> None:
     change.remove_groups.extend(
         sorted(g for g in current.groups if g.company in doomed)
     )
-    change.remove_members.extend(
-        sorted(m for m in current.memberships() if m.company in doomed)
-    )
+    change.remove_members.extend(sorted(_members_in(current, doomed)))
     parents = {c.id: c.parent for c in current.companies}
 
     def depth(company: str) -> int:
@@ -204,25 +232,34 @@ def _describe(diff: PolicyDiff) -> None:
 
 def access_changes(current: Snapshot, change: Change) -> list[AccessChange]:
     """Who gains and loses which permissions, company by company, when the
-    change is applied to ``current``: effective permissions before and after."""
-    before = PolicyIndex.from_snapshot(current)
-    after = PolicyIndex.from_snapshot(current)
+    change is applied to ``current``: effective permissions before and after.
+
+    Only the companies the change can reach are compiled: those of its
+    company rules and memberships, or all of them when a template changes.
+    """
+    grants = [*change.add_grants, *change.remove_grants]
+    if any(grant.company is None for grant in grants):
+        reached = {company.id for company in current.companies}
+    else:
+        reached = {grant.company for grant in grants if grant.company is not None}
+    reached.update(m.company for m in (*change.add_members, *change.remove_members))
+    reached.update(change.remove_companies)
+    if not reached:
+        return []
+    part = Snapshot(
+        revision=current.revision,
+        catalogue=current.catalogue,
+        companies=[c for c in current.companies if c.id in reached],
+        groups=[g for g in current.groups if g.company in reached],
+        grants=[g for g in current.grants if g.company is None or g.company in reached],
+        members=_members_in(current, reached),
+    )
+    before = PolicyIndex.from_snapshot(part)
+    after = PolicyIndex.from_snapshot(part)
     after.apply(change, current.revision + 1)
-    companies: set[str] = set()
-    if change.add_grants or change.remove_grants:
-        # A template reaches every company; a company rule, its own.
-        if any(g.company is None for g in (*change.add_grants, *change.remove_grants)):
-            companies.update(before.companies, after.companies)
-        companies.update(
-            g.company
-            for g in (*change.add_grants, *change.remove_grants)
-            if g.company is not None
-        )
-    companies.update(m.company for m in (*change.add_members, *change.remove_members))
-    companies.update(change.remove_companies)
 
     found: list[AccessChange] = []
-    for company in sorted(companies):
+    for company in sorted(reached):
         users = set(before.members.get(company, {})) | set(
             after.members.get(company, {})
         )
@@ -238,6 +275,16 @@ def access_changes(current: Snapshot, change: Change) -> list[AccessChange]:
                         tuple(sorted(held - holds)),
                     )
                 )
+    return found
+
+
+def _members_in(snapshot: Snapshot, companies: set[str]) -> list[Membership]:
+    """The snapshot's memberships in these companies, without flattening the
+    others (a database load keeps millions of them grouped)."""
+    found = [m for m in snapshot.members if m.company in companies]
+    for company in sorted(companies):
+        for user, groups in snapshot.member_groups.get(company, {}).items():
+            found.extend(Membership(company, user, group) for group in groups)
     return found
 
 

@@ -46,7 +46,7 @@ from orgguard.policy.model import (
     exclusive_groups,
 )
 
-_HEADER = re.compile(r"#\s*(company|name|parent|group\s+(\S+))\s*:\s*(.*?)\s*")
+_HEADER = re.compile(r"#\s*(company|name|parent|revision|group\s+(\S+))\s*:\s*(.*?)\s*")
 
 
 @dataclass
@@ -56,6 +56,8 @@ class _Reader:
     catalogue: dict[Permission, CatalogueEntry] = field(default_factory=dict)
     # company -> where its parent is said (its '# parent:' line, or the file)
     parent_lines: dict[str, str] = field(default_factory=dict)
+    # One decoder for the whole directory: each distinct id is checked once.
+    decoder: casbin_rules.RowDecoder = field(default_factory=casbin_rules.RowDecoder)
 
     def problem(self, where: str, message: str) -> None:
         self.problems.append(f"{where}: {message}")
@@ -75,7 +77,7 @@ class _Reader:
                 continue
             seen[row] = where
             try:
-                found.append((where, casbin_rules.from_row(row)))
+                found.append((where, self.decoder.decode(row)))
             except InvalidInput as error:
                 self.problem(where, error.message)
         return found
@@ -89,7 +91,9 @@ def _lines(path: Path) -> list[str]:
 
 
 def read_policy_dir(
-    directory: Path, *, other_companies: Collection[str] = ()
+    directory: Path,
+    *,
+    other_companies: Collection[str] = (),
 ) -> Snapshot:
     """Read and validate a policy directory; PolicyFileError lists every problem.
 
@@ -233,6 +237,11 @@ def _read_company(reader: _Reader, path: Path) -> None:
         reader.problem(where, f"parent '{parent}' is not a valid company id")
     reader.snapshot.companies.append(Company(company_id, name, parent or None))
     reader.parent_lines[company_id] = where or str(path)
+    stated, said_at = header.get("revision", ("", ""))
+    if stated.isdecimal():
+        reader.snapshot.stated_revisions[company_id] = (int(stated), said_at)
+    elif stated:
+        reader.problem(said_at, "'# revision:' must be a whole number")
 
     groups_of: dict[str, list[str]] = defaultdict(list)
     first_line: dict[str, str] = {}
@@ -384,10 +393,14 @@ def render_policy(snapshot: Snapshot, revisions: Mapping[str, int]) -> dict[str,
 
 def _file_text(header: list[str], rules: Iterable[casbin_rules.Rule]) -> str:
     """The header, then the rules: policies (p) before roles (g), each sorted."""
-    rows = sorted(
-        (casbin_rules.to_row(rule) for rule in rules),
-        key=lambda row: (row[0].startswith("g"), row),
-    )
+    policies: list[casbin_rules.Row] = []
+    roles: list[casbin_rules.Row] = []
+    for rule in rules:
+        row = casbin_rules.to_row(rule)
+        (roles if row[0].startswith("g") else policies).append(row)
+    policies.sort()
+    roles.sort()
+    rows = [*policies, *roles]
     lines = [*header]
     previous = ""
     for row in rows:
