@@ -17,19 +17,20 @@ from orgguard.settings import Settings
 from tests.conftest import MODEL, POLICIES
 
 
-def policy_files() -> list[Path]:
+def policy_files(directory: Path = POLICIES) -> list[Path]:
     return [
-        POLICIES / "catalogue.csv",
-        POLICIES / "templates.csv",
-        POLICIES / "platform.csv",
-        *sorted((POLICIES / "companies").glob("*.csv")),
+        directory / "catalogue.csv",
+        directory / "templates.csv",
+        directory / "platform.csv",
+        *sorted((directory / "companies").glob("*.csv")),
     ]
 
 
-def files_enforcer(tmp_path: Path) -> casbin.Enforcer:
+def files_enforcer(tmp_path: Path, directory: Path = POLICIES) -> casbin.Enforcer:
+    """Plain pycasbin over the model and a policy directory's files."""
     combined = tmp_path / "all.csv"
     combined.write_text(
-        "\n".join(path.read_text(encoding="utf-8") for path in policy_files()),
+        "\n".join(path.read_text(encoding="utf-8") for path in policy_files(directory)),
         encoding="utf-8",
     )
     return casbin.Enforcer(str(MODEL), str(combined))

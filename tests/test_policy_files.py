@@ -86,6 +86,20 @@ def add_lines(path: Path, *lines: str) -> None:
             "templates hold only p rules with domain *",
         ),
         ("catalogue.csv", ["p2, orders, read"], "has 3 fields, this one has 2"),
+        (
+            "companies/initech.csv",
+            ["p, group:admin, initech, reports, read, company"],
+            "'admin' is a predefined group: its permissions are the shared template",
+        ),
+        ("companies/globex.csv", ["# group bad*: Bad"], "'bad*' is not a valid group"),
+        ("companies/globex.csv", ["# group x:"], "the name of group 'x' must be"),
+        ("companies/globex.csv", ["# name: Again"], "a second '# name:' line"),
+        ("companies/globex.csv", ["# parent: a*b"], "'a*b' is not a valid company"),
+        ("companies/globex.csv", ["# company: initech"], "a second '# company:'"),
+        ("platform.csv", ["g2, key:storefront, role:checker"], "an API key gets"),
+        ("platform.csv", ["g2, kim@x.example, role:nobody"], "'nobody' has no p3"),
+        ("platform.csv", ["p3, role:checker, orders, read"], "unknown admin action"),
+        ("platform.csv", ["p, group:admin, *, orders, read, company"], "only p3 and"),
     ],
 )
 def test_read_policy_dir_reports_problem(
@@ -98,6 +112,62 @@ def test_read_policy_dir_reports_problem(
 
     assert any(problem in p for p in raised.value.problems), raised.value.problems
     assert all(p.startswith(str(policy)) for p in raised.value.problems)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "problem"),
+    [
+        ("a,b.csv", "# company: a,b\n# name: AB\n", "a,b.csv: the file name is not"),
+        ("newco.csv", "# company: other\n# name: N\n", "newco.csv:1: the header must"),
+        ("newco.csv", "# name: N\n", "newco.csv:1: the header must say"),
+        ("newco.csv", "# company: newco\n# name:  \n", "newco.csv:2: header '# name:'"),
+        ("newco.csv", "# company: newco\n", "newco.csv: header '# name:' name must"),
+        (
+            "newco.csv",
+            "# company: newco\n# name: N\n# revision: 3a\n",
+            "newco.csv:3: '# revision:' must be a whole number",
+        ),
+    ],
+)
+def test_read_policy_dir_reports_header_problem(
+    policy: Path, name: str, text: str, problem: str
+) -> None:
+    (policy / "companies" / name).write_text(text, encoding="utf-8")
+
+    with pytest.raises(PolicyFileError) as raised:
+        read_policy_dir(policy)
+
+    assert any(problem in p for p in raised.value.problems), raised.value.problems
+
+
+def test_read_policy_dir_reports_every_problem_with_its_line(policy: Path) -> None:
+    add_lines(
+        policy / "companies" / "globex.csv",
+        "# group admin: Mine",
+        "# parent: nowhere",
+        "g, bob, group:buyer, globex",
+    )
+    lines = len((policy / "companies" / "globex.csv").read_text().splitlines())
+
+    with pytest.raises(PolicyFileError) as raised:
+        read_policy_dir(policy)
+
+    where = f"{policy / 'companies' / 'globex.csv'}"
+    assert raised.value.problems == [
+        f"{where}:{lines - 2}: 'admin' is a predefined group id",
+        f"{where}:{lines}: 'bob' is a member but not in group contact",
+        f"{where}:{lines - 1}: parent 'nowhere' does not exist",
+    ]
+
+
+def test_read_policy_dir_accepts_parents_stored_elsewhere(policy: Path) -> None:
+    (policy / "companies" / "acme.csv").unlink()
+    with pytest.raises(PolicyFileError):
+        read_policy_dir(policy)
+
+    snapshot = read_policy_dir(policy, other_companies=["acme"])
+
+    assert "acme" not in {c.id for c in snapshot.companies}
 
 
 def test_read_policy_dir_finds_parent_cycles(policy: Path) -> None:

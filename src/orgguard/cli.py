@@ -24,6 +24,7 @@ from orgguard.settings import Settings
 
 if TYPE_CHECKING:
     from orgguard.platform_admin import PlatformAdmin
+    from orgguard.policy_admin import PolicyAdmin
     from orgguard.service import Authorizer
 
 app = typer.Typer(
@@ -35,8 +36,13 @@ keys_app = typer.Typer(help="API keys for calling services", no_args_is_help=Tru
 roles_app = typer.Typer(help="platform roles of seller staff", no_args_is_help=True)
 db_app = typer.Typer(help="the database schema (Alembic)", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+policy_app = typer.Typer(
+    help="the policy as files: export, validate, diff, import, test",
+    no_args_is_help=True,
+)
 app.add_typer(keys_app, name="keys")
 app.add_typer(roles_app, name="roles")
+app.add_typer(policy_app, name="policy")
 
 DEMO_KEY_NAME = "demo-admin"
 DEMO_KEY_FILE = Path("demo-admin.key")
@@ -393,6 +399,127 @@ def audit(
         typer.echo(json.dumps(line, ensure_ascii=False))
     if len(records) == limit:
         typer.echo(f"# more: --before {records[-1].revision}", err=True)
+
+
+PolicyDir = Annotated[Path, typer.Argument(help="a policy directory")]
+Prune = Annotated[
+    bool, typer.Option(help="also delete the stored companies DIR does not name")
+]
+
+
+def _policy_admin() -> PolicyAdmin:
+    from orgguard.policy_admin import PolicyAdmin
+
+    return PolicyAdmin(_open())
+
+
+@policy_app.command("export")
+def policy_export(directory: PolicyDir) -> None:
+    """Write the stored policy to DIR as canonical Casbin CSV (company files of
+    companies no longer stored are removed; DIR/tests is left alone)."""
+    from orgguard.policy.files import write_policy_dir
+
+    try:
+        exported = _policy_admin().export(_operator())
+        write_policy_dir(directory, exported.files)
+    except OrgguardError as error:
+        raise _fail(error) from error
+    except OSError as error:
+        typer.echo(f"error: cannot write {directory}: {error}", err=True)
+        raise typer.Exit(InvalidInput.exit_code) from error
+    companies = sum(name.startswith("companies/") for name in exported.files)
+    typer.echo(
+        f"exported revision {exported.revision} to {directory}: {companies} companies"
+    )
+
+
+@policy_app.command("validate")
+def policy_validate(directory: PolicyDir) -> None:
+    """Check a whole policy directory without a database: every problem with
+    its file and line; exit 1 on any."""
+    from orgguard.errors import PolicyFileError
+    from orgguard.policy.files import read_policy_dir
+
+    try:
+        snapshot = read_policy_dir(directory)
+    except PolicyFileError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(1) from error
+    typer.echo(
+        f"{directory}: valid ({len(snapshot.companies)} companies, "
+        f"{len(snapshot.memberships())} memberships)"
+    )
+
+
+@policy_app.command("diff")
+def policy_diff(directory: PolicyDir, prune: Prune = False) -> None:
+    """What importing DIR would change: rules added and removed, and who gains
+    or loses which permission in each company."""
+    from orgguard.policy.diff import report_lines
+
+    try:
+        diff = _policy_admin().diff(_operator(), directory, prune=prune)
+    except OrgguardError as error:
+        raise _fail(error) from error
+    for line in report_lines(diff):
+        typer.echo(line)
+
+
+@policy_app.command("import")
+def policy_import(
+    directory: PolicyDir,
+    dry_run: Annotated[
+        bool, typer.Option(help="show what would change; change nothing")
+    ] = False,
+    prune: Prune = False,
+) -> None:
+    """Validate DIR, show the diff and apply it as one change (all or nothing),
+    merged by company: companies DIR does not name stay unless --prune."""
+    from orgguard.policy.diff import report_lines
+
+    try:
+        result = _policy_admin().import_policy(
+            _operator(), directory, prune=prune, dry_run=dry_run
+        )
+    except OrgguardError as error:
+        raise _fail(error) from error
+    for line in report_lines(result.diff):
+        typer.echo(line)
+    if dry_run:
+        typer.echo(f"dry run: nothing changed (revision {result.revision})")
+    elif result.applied:
+        typer.echo(f"imported {directory} as revision {result.revision}")
+
+
+@policy_app.command("test")
+def policy_test(
+    files: Annotated[list[Path], typer.Argument(help="YAML test files")],
+    policy: Annotated[
+        Path | None,
+        typer.Option(help="decide from this policy directory, not the database"),
+    ] = None,
+) -> None:
+    """Run policy tests: each case's check must get its expected decision.
+    Failures are printed with the decision's reason; exit 1 on any."""
+    from orgguard.policy.testing import read_tests, run_tests
+
+    try:
+        checks = read_tests(files)
+        if policy is None:
+            decide = _open().check
+        else:
+            from orgguard.policy.files import read_policy_dir
+            from orgguard.policy.index import PolicyIndex
+
+            decide = PolicyIndex.from_snapshot(read_policy_dir(policy)).decide
+    except OrgguardError as error:
+        raise _fail(error) from error
+    outcomes = run_tests(decide, checks)
+    failed = [outcome for outcome in outcomes if not outcome.passed]
+    for outcome in failed:
+        typer.echo(outcome.report())
+    typer.echo(f"{len(outcomes) - len(failed)} passed, {len(failed)} failed")
+    raise typer.Exit(1 if failed else 0)
 
 
 @app.command()

@@ -31,6 +31,7 @@ from orgguard.api.routes import (
     keys,
     members,
     ops,
+    policy,
     roles,
     users,
 )
@@ -114,6 +115,7 @@ def create_app(
     app.state.settings = settings
     for module in (check, companies, groups, members, users, keys, roles, audit):
         app.include_router(module.router, responses=ERROR_RESPONSES)
+    app.include_router(policy.router, responses=ERROR_RESPONSES)
     app.include_router(ops.router)
     _add_error_handlers(app)
     # Starlette counts the bytes received (chunked bodies too); Edge, outside

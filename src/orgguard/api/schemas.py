@@ -307,3 +307,20 @@ class AuditEntry(BaseModel):
 class AuditPage(BaseModel):
     items: list[AuditEntry]
     next: int | None = Field(description="pass as ?before= for the next page")
+
+
+class AccessChangePublic(BaseModel):
+    company: str
+    user: str
+    gains: list[str]
+    loses: list[str]
+
+
+class PolicyImportResult(BaseModel):
+    dry_run: bool
+    applied: bool = Field(description="false for a dry run or when nothing differs")
+    revision: int
+    companies: list[str] = Field(description="companies whose file changes")
+    added: list[str] = Field(description="'<file>: + <line>'")
+    removed: list[str] = Field(description="'<file>: - <line>'")
+    access: list[AccessChangePublic]

@@ -25,6 +25,9 @@ KEYS_READ: Final = Permission("keys", "read")
 KEYS_WRITE: Final = Permission("keys", "write")
 ROLES_READ: Final = Permission("roles", "read")
 ROLES_WRITE: Final = Permission("roles", "write")
+# The whole policy as files: export and diff (read), import (write).
+POLICY_READ: Final = Permission("policy", "read")
+POLICY_WRITE: Final = Permission("policy", "write")
 
 # Actions inside one company: a platform role or the company's own policy
 # (with inheritance, a parent company's) may allow them.
@@ -41,6 +44,8 @@ PLATFORM_ACTIONS: Final = frozenset(
         KEYS_WRITE,
         ROLES_READ,
         ROLES_WRITE,
+        POLICY_READ,
+        POLICY_WRITE,
     }
 )
 ADMIN_ACTIONS: Final = COMPANY_ACTIONS | PLATFORM_ACTIONS

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 from orgguard.errors import InvalidInput, PolicyFileError
 from orgguard.ids import check_display_name, is_name_id
@@ -29,6 +31,7 @@ from orgguard.policy import casbin_rules
 from orgguard.policy.actions import ADMIN_ACTIONS
 from orgguard.policy.model import (
     CONTACT,
+    KEY_PREFIX,
     PREDEFINED_GROUPS,
     CatalogueEntry,
     Company,
@@ -43,7 +46,7 @@ from orgguard.policy.model import (
     exclusive_groups,
 )
 
-_HEADER = re.compile(r"#\s*(company|name|parent|group\s+(\S+))\s*:\s*(.*?)\s*")
+_HEADER = re.compile(r"#\s*(company|name|parent|revision|group\s+(\S+))\s*:\s*(.*?)\s*")
 
 
 @dataclass
@@ -51,6 +54,10 @@ class _Reader:
     problems: list[str] = field(default_factory=list)
     snapshot: Snapshot = field(default_factory=Snapshot)
     catalogue: dict[Permission, CatalogueEntry] = field(default_factory=dict)
+    # company -> where its parent is said (its '# parent:' line, or the file)
+    parent_lines: dict[str, str] = field(default_factory=dict)
+    # One decoder for the whole directory: each distinct id is checked once.
+    decoder: casbin_rules.RowDecoder = field(default_factory=casbin_rules.RowDecoder)
 
     def problem(self, where: str, message: str) -> None:
         self.problems.append(f"{where}: {message}")
@@ -70,7 +77,7 @@ class _Reader:
                 continue
             seen[row] = where
             try:
-                found.append((where, casbin_rules.from_row(row)))
+                found.append((where, self.decoder.decode(row)))
             except InvalidInput as error:
                 self.problem(where, error.message)
         return found
@@ -83,8 +90,16 @@ def _lines(path: Path) -> list[str]:
         raise PolicyFileError([f"{path}: cannot read: {error}"]) from error
 
 
-def read_policy_dir(directory: Path) -> Snapshot:
-    """Read and validate a policy directory; PolicyFileError lists every problem."""
+def read_policy_dir(
+    directory: Path,
+    *,
+    other_companies: Collection[str] = (),
+) -> Snapshot:
+    """Read and validate a policy directory; PolicyFileError lists every problem.
+
+    ``other_companies`` may be parents too: the companies a partial directory
+    is merged with (an import leaves the companies it does not name alone).
+    """
     if not directory.is_dir():
         raise PolicyFileError([f"{directory}: not a directory"])
     reader = _Reader()
@@ -94,7 +109,7 @@ def read_policy_dir(directory: Path) -> Snapshot:
     company_files = sorted((directory / "companies").glob("*.csv"))
     for path in company_files:
         _read_company(reader, path)
-    _check_tree(reader, {path.stem: path for path in company_files})
+    _check_tree(reader, other_companies)
     if reader.problems:
         raise PolicyFileError(reader.problems)
     return reader.snapshot
@@ -145,6 +160,12 @@ def _read_platform(reader: _Reader, path: Path) -> None:
                 reader.problem(
                     where, f"unknown admin action {rule.permission} (one of {actions})"
                 )
+        elif isinstance(rule, RoleAssignment) and rule.subject.startswith(KEY_PREFIX):
+            reader.problem(
+                where,
+                "an API key gets its role when it is created (orgguard keys "
+                "create), not from policy files",
+            )
         elif isinstance(rule, RoleAssignment):
             assignments.append((where, rule))
         else:
@@ -169,39 +190,58 @@ def _check_grant(reader: _Reader, where: str, grant: Grant) -> bool:
 
 
 def _read_company(reader: _Reader, path: Path) -> None:
-    header: dict[str, str] = {}
+    header: dict[str, tuple[str, str]] = {}  # key -> (value, 'file:line')
     group_names: dict[str, str] = {}
-    for line in _lines(path):
+    for number, line in enumerate(_lines(path), start=1):
         match = _HEADER.fullmatch(line.strip())
         if match is None:
             continue
         key, group, value = match.groups()
+        where = f"{path}:{number}"
         if group is not None:
-            group_names[group] = value
+            key = f"group {group}"
+        if key in header:
+            reader.problem(
+                where, f"a second '# {key}:' line (first at {header[key][1]})"
+            )
+            continue
+        header[key] = (value, where)
+        if group is None:
+            continue
+        if group in PREDEFINED_GROUPS:
+            reader.problem(where, f"'{group}' is a predefined group id")
+        elif not is_name_id(group):
+            reader.problem(where, f"'{group}' is not a valid group id")
         else:
-            header[key] = value
+            group_names[group] = value
+            try:
+                check_display_name(value, f"the name of group '{group}'")
+            except InvalidInput as error:
+                reader.problem(where, error.message)
+            reader.snapshot.groups.append(CustomGroup(path.stem, group, value))
 
     company_id = path.stem
     if not is_name_id(company_id):
         reader.problem(str(path), "the file name is not a valid company id")
         return
-    if header.get("company") != company_id:
-        reader.problem(str(path), f"the header must say '# company: {company_id}'")
-    name = header.get("name", "")
+    said, where = header.get("company", ("", f"{path}:1"))
+    if said != company_id:
+        reader.problem(where, f"the header must say '# company: {company_id}'")
+    name, where = header.get("name", ("", str(path)))
     try:
         check_display_name(name, "name")
     except InvalidInput as error:
-        reader.problem(str(path), f"header '# name:' {error.message}")
-    parent = header.get("parent") or None
-    reader.snapshot.companies.append(Company(company_id, name, parent))
-
-    for group, group_name in sorted(group_names.items()):
-        if group in PREDEFINED_GROUPS:
-            reader.problem(str(path), f"'{group}' is a predefined group id")
-        elif not is_name_id(group):
-            reader.problem(str(path), f"'{group}' is not a valid group id")
-        else:
-            reader.snapshot.groups.append(CustomGroup(company_id, group, group_name))
+        reader.problem(where, f"header '# name:' {error.message}")
+    parent, where = header.get("parent", ("", ""))
+    if parent and not is_name_id(parent):
+        reader.problem(where, f"parent '{parent}' is not a valid company id")
+    reader.snapshot.companies.append(Company(company_id, name, parent or None))
+    reader.parent_lines[company_id] = where or str(path)
+    stated, said_at = header.get("revision", ("", ""))
+    if stated.isdecimal():
+        reader.snapshot.stated_revisions[company_id] = (int(stated), said_at)
+    elif stated:
+        reader.problem(said_at, "'# revision:' must be a whole number")
 
     groups_of: dict[str, list[str]] = defaultdict(list)
     first_line: dict[str, str] = {}
@@ -211,7 +251,13 @@ def _read_company(reader: _Reader, path: Path) -> None:
                 where, f"a rule in this file must be in company {company_id}"
             )
         elif isinstance(rule, Grant):
-            if rule.group not in group_names:
+            if rule.group in PREDEFINED_GROUPS:
+                reader.problem(
+                    where,
+                    f"'{rule.group}' is a predefined group: its permissions are "
+                    "the shared template (templates.csv), not a company's rules",
+                )
+            elif rule.group not in group_names:
                 reader.problem(where, f"custom group '{rule.group}' has no header line")
             elif _check_grant(reader, where, rule):
                 reader.snapshot.grants.append(rule)
@@ -235,17 +281,20 @@ def _read_company(reader: _Reader, path: Path) -> None:
             )
 
 
-def _check_tree(reader: _Reader, files: dict[str, Path]) -> None:
+def _check_tree(reader: _Reader, other_companies: Collection[str]) -> None:
     parents = {c.id: c.parent for c in reader.snapshot.companies}
     for company_id, parent in parents.items():
-        if parent is not None and parent not in parents:
-            reader.problem(str(files[company_id]), f"parent '{parent}' does not exist")
+        if parent is None or parent in parents or parent in other_companies:
+            continue
+        reader.problem(
+            reader.parent_lines[company_id], f"parent '{parent}' does not exist"
+        )
     for start in parents:
         seen = {start}
         current = parents.get(start)
         while current is not None and current in parents:
             if current in seen:
-                reader.problem(str(files[start]), "its parents form a cycle")
+                reader.problem(reader.parent_lines[start], "its parents form a cycle")
                 break
             seen.add(current)
             current = parents[current]
@@ -261,3 +310,113 @@ def _depth(company_id: str, parents: dict[str, str | None]) -> int:
         depth += 1
         current = parents.get(current)
     return depth
+
+
+# -- writing -------------------------------------------------------------------
+
+CATALOGUE_FILE: Final = "catalogue.csv"
+TEMPLATES_FILE: Final = "templates.csv"
+PLATFORM_FILE: Final = "platform.csv"
+_SHARED_HEADERS: Final[dict[str, tuple[str, ...]]] = {
+    CATALOGUE_FILE: (
+        "# The permission catalogue: p2, <resource>, <action>, <ownable yes|no>",
+    ),
+    TEMPLATES_FILE: (
+        "# The predefined groups, shared by every company:",
+        "# p, group:<id>, *, <resource>, <action>, <company|own>",
+    ),
+    PLATFORM_FILE: (
+        "# Platform roles: p3, role:<id>, <resource>, <action>",
+        "# and who holds them: g2, <user id>, role:<id>",
+        "# (API keys get their role from 'orgguard keys create')",
+    ),
+}
+
+
+def company_file(company_id: str) -> str:
+    """A company's file, relative to the policy directory."""
+    return f"companies/{company_id}.csv"
+
+
+def file_of(rule: casbin_rules.Rule) -> str:
+    """The file a rule lives in, relative to the policy directory."""
+    if isinstance(rule, Grant):
+        return TEMPLATES_FILE if rule.company is None else company_file(rule.company)
+    if isinstance(rule, Membership):
+        return company_file(rule.company)
+    if isinstance(rule, CatalogueEntry):
+        return CATALOGUE_FILE
+    return PLATFORM_FILE
+
+
+def group_header(group: CustomGroup) -> str:
+    return f"# group {group.id}: {group.name}"
+
+
+def render_policy(snapshot: Snapshot, revisions: Mapping[str, int]) -> dict[str, str]:
+    """The policy as files, by path relative to the policy directory.
+
+    Canonical: rows sorted, one format, so the same state always gives the
+    same bytes and ``git diff`` shows only real changes. Each company file says
+    the revision that last changed it (``revisions``), not the revision of the
+    export, for the same reason. API keys' roles are left out: keys are made
+    with ``orgguard keys create``, and a key's secret never lives in a file.
+    """
+    people = [r for r in snapshot.roles if not r.subject.startswith(KEY_PREFIX)]
+    every: list[casbin_rules.Rule] = [
+        *snapshot.catalogue,
+        *snapshot.platform,
+        *people,
+        *snapshot.grants,
+        *snapshot.memberships(),
+    ]
+    rules: dict[str, list[casbin_rules.Rule]] = defaultdict(list)
+    for rule in every:
+        rules[file_of(rule)].append(rule)
+    files = {
+        name: _file_text([*header, ""], rules[name])
+        for name, header in _SHARED_HEADERS.items()
+    }
+    groups: dict[str, list[CustomGroup]] = defaultdict(list)
+    for group in snapshot.groups:
+        groups[group.company].append(group)
+    for company in snapshot.companies:
+        header = [f"# company: {company.id}", f"# name: {company.name}"]
+        if company.parent is not None:
+            header.append(f"# parent: {company.parent}")
+        header.append(f"# revision: {revisions.get(company.id, 0)}")
+        header.extend(group_header(group) for group in sorted(groups[company.id]))
+        name = company_file(company.id)
+        files[name] = _file_text([*header, ""], rules[name])
+    return files
+
+
+def _file_text(header: list[str], rules: Iterable[casbin_rules.Rule]) -> str:
+    """The header, then the rules: policies (p) before roles (g), each sorted."""
+    policies: list[casbin_rules.Row] = []
+    roles: list[casbin_rules.Row] = []
+    for rule in rules:
+        row = casbin_rules.to_row(rule)
+        (roles if row[0].startswith("g") else policies).append(row)
+    policies.sort()
+    roles.sort()
+    rows = [*policies, *roles]
+    lines = [*header]
+    previous = ""
+    for row in rows:
+        if previous and row[0] != previous:
+            lines.append("")
+        previous = row[0]
+        lines.append(casbin_rules.format_row(row))
+    return "\n".join(lines) + "\n"
+
+
+def write_policy_dir(directory: Path, files: Mapping[str, str]) -> None:
+    """Write rendered files; company files of companies no longer there go."""
+    companies = directory / "companies"
+    companies.mkdir(parents=True, exist_ok=True)
+    for stale in companies.glob("*.csv"):
+        if f"companies/{stale.name}" not in files:
+            stale.unlink()
+    for name, text in files.items():
+        (directory / name).write_text(text, encoding="utf-8", newline="\n")

@@ -236,6 +236,9 @@ class Snapshot:
     # fills this instead of ``members`` (millions of rows; the index wants
     # them grouped anyway).
     member_groups: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    # Read from files: company -> (the revision its file's '# revision:' line
+    # states, that line as 'file:line').
+    stated_revisions: dict[str, tuple[int, str]] = field(default_factory=dict)
 
     def memberships(self) -> list[Membership]:
         grouped = [
