@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -236,6 +237,8 @@ def test_serve_with_text_logs_writes_plain_lines(tmp_path: Path) -> None:
         assert server.wait(timeout=30) == 0
 
     text = stderr.read_text(encoding="utf-8")
+    utc = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ")
+    assert all(utc.match(line) for line in text.splitlines())
     assert " INFO uvicorn.error Application startup complete." in text
     assert " INFO orgguard.service write key.create at revision 2 " in text
     assert not [line for line in text.splitlines() if line.startswith("{")]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from contextvars import ContextVar
 from typing import IO, Any, Literal
 
@@ -44,10 +45,15 @@ class RequestIdFilter(logging.Filter):
 
 
 class TextFormatter(logging.Formatter):
-    """The plain format, with the line's own fields after the message."""
+    """The plain format, with the line's own fields after the message; the
+    time in UTC, as in the JSON lines (2026-12-03T16:33:40.872Z)."""
+
+    default_time_format = "%Y-%m-%dT%H:%M:%S"
+    default_msec_format = "%s.%03dZ"
 
     def __init__(self) -> None:
         super().__init__(_TEXT_FORMAT)
+        self.converter = time.gmtime
 
     def format(self, record: logging.LogRecord) -> str:
         fields: dict[str, Any] = {}
