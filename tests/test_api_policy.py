@@ -180,3 +180,43 @@ def test_policy_endpoints_pass_the_gate(anonymous: TestClient) -> None:
     assert refused.json()["fields"] == [
         {"field": "permission", "message": "lacks policy:write"}
     ]
+
+
+def test_import_takes_a_zip_and_prunes_in_a_dry_run(client: TestClient) -> None:
+    files = exported(client)
+    del files["companies/stark.csv"]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+
+    response = client.post(
+        "/v1/policy/import?dry_run=true&prune=true", content=buffer.getvalue()
+    )
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["applied"] is False
+    assert body["removed"][0] == "companies/stark.csv: - # company: stark"
+    assert {a["company"] for a in body["access"]} == {"stark"}
+    assert all(a["gains"] == [] for a in body["access"])
+    assert client.get("/v1/companies/stark").status_code == 200
+
+
+def test_import_of_an_archive_without_the_shared_files_is_refused(
+    client: TestClient,
+) -> None:
+    files = exported(client)
+    only_one = {"companies/stark.csv": files["companies/stark.csv"]}
+
+    response = client.post("/v1/policy/import", content=tar(only_one))
+
+    assert response.status_code == 422
+    problems = [f["message"] for f in response.json()["fields"]]
+    assert problems[:3] == [
+        "catalogue.csv: missing: the permission catalogue",
+        "templates.csv: missing: the predefined group templates",
+        "platform.csv: missing: the platform roles",
+    ]
+    # Without a catalogue, the company's own rules name unknown permissions.
+    assert all("unknown permission" in p for p in problems[3:])

@@ -7,9 +7,11 @@ the change twice for people: as rule lines added and removed, file by file,
 and as access, which users gain or lose which permissions in which company
 (effective permissions before and after, as ``decide`` would answer).
 
-Some differences have no write in the service yet and are refused, listed
-with the rest: removing or changing a catalogue entry or a platform role's
-action (those only grow), and changing an existing company's name or parent.
+Refused, every one listed: differences the service has no write for yet
+(removing or changing a catalogue entry or a platform role's action, which
+only grow; changing an existing company's name or parent), and stale files
+(a company file that would change its company but states a ``# revision:``
+older than the company's last change).
 """
 
 from __future__ import annotations
