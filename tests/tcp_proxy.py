@@ -15,6 +15,8 @@ class TcpProxy:
         self.port: int = self._server.getsockname()[1]
         self._open = threading.Event()
         self._open.set()
+        self._flowing = threading.Event()  # clear: a stall
+        self._flowing.set()
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
         self._closed = False
@@ -28,8 +30,14 @@ class TcpProxy:
         for sock in doomed:
             _close(sock)
 
+    def stall(self) -> None:
+        """Keep every connection open and forward nothing: a database, or a
+        network, that stops answering without closing anything."""
+        self._flowing.clear()
+
     def restore(self) -> None:
         self._open.set()
+        self._flowing.set()
 
     def close(self) -> None:
         self._closed = True
@@ -54,12 +62,15 @@ class TcpProxy:
             with self._lock:
                 self._sockets += [client, upstream]
             for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+                threading.Thread(
+                    target=_pump, args=(source, sink, self._flowing), daemon=True
+                ).start()
 
 
-def _pump(source: socket.socket, sink: socket.socket) -> None:
+def _pump(source: socket.socket, sink: socket.socket, flowing: threading.Event) -> None:
     try:
         while data := source.recv(65536):
+            flowing.wait()
             sink.sendall(data)
     except OSError:
         pass

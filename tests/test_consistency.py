@@ -3,15 +3,21 @@ other API request (in the query)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import make_url
 
 from orgguard.api.app import create_app
+from orgguard.platform_admin import PlatformAdmin
 from orgguard.settings import Settings
-from tests.conftest import OPERATOR, bearer, make_key, reopen
+from orgguard.storage.database import LOCK_TIMEOUT, WRITE_LOCK_KEY
+from tests.conftest import OPERATOR, bearer, make_key, reopen, user_token
 
 CHECK = {"user": "kim@acme.example", "company": "acme", "resource": "orders",
          "action": "checkout"}  # fmt: skip
@@ -95,7 +101,8 @@ def test_a_revision_that_does_not_arrive_is_503_with_retry_after(
 @pytest.mark.parametrize(
     "query",
     ["min_revision=abc", "min_revision=-1", "min_revision=1&min_revision=2",
-     "min_revision=99999999999999999999", "min_revision=%EF%BC%91"],
+     "min_revision=99999999999999999999", "min_revision=%EF%BC%91",
+     "min_revision=", "min%5Frevision=x"],
 )  # fmt: skip
 def test_a_bad_min_revision_in_the_query_is_422_naming_it(
     client: TestClient, query: str
@@ -123,3 +130,62 @@ def test_min_revision_needs_a_credential_first(anonymous: TestClient) -> None:
     response = anonymous.get("/v1/companies?min_revision=abc")
 
     assert response.status_code == 401
+
+
+@pytest.mark.parametrize("path", ["/v1/check", "/v1/check/batch"])
+def test_min_revision_also_decides_the_caller_s_own_rights(
+    client: TestClient, quick: Settings, path: str
+) -> None:
+    """A person granted (then refused) the right to ask checks by another
+    process: with min_revision the grant, and the revocation, count."""
+    other = PlatformAdmin(reopen(quick))
+    rita = bearer(user_token("rita@seller.example"))
+    body: dict[str, Any] = {**CHECK} if path == "/v1/check" else {"checks": [CHECK]}
+
+    granted = other.set_roles(OPERATOR, "rita@seller.example", ["seller-support"])
+    with_grant = client.post(path, json={**body, "min_revision": granted}, headers=rita)
+    revoked = other.set_roles(OPERATOR, "rita@seller.example", [])
+    stale = client.post(path, json=body, headers=rita)
+    with_revocation = client.post(
+        path, json={**body, "min_revision": revoked}, headers=rita
+    )
+
+    assert with_grant.status_code == 200
+    assert stale.status_code == 200  # this process has not heard yet
+    assert with_revocation.status_code == 403
+
+
+@pytest.mark.postgres_only
+def test_a_writer_stuck_elsewhere_costs_bounded_waits(
+    client: TestClient, quick: Settings
+) -> None:
+    """Another session holds the write lock and does not let go (a writer
+    cut off mid-transaction): a write here fails with 503 within the lock
+    timeout, and reads with min_revision keep their own deadline."""
+    url = make_url(quick.database_url).set(drivername="postgresql")
+    holder = psycopg.connect(url.render_as_string(hide_password=False))
+    holder.execute(f"SELECT pg_advisory_lock({WRITE_LOCK_KEY})")
+    results: dict[str, Any] = {}
+
+    def write() -> None:
+        started = time.monotonic()
+        response = client.put(
+            "/v1/companies/acme/members/kim@acme.example", json={"groups": []}
+        )
+        results["write"] = (response.status_code, time.monotonic() - started)
+
+    writer = threading.Thread(target=write)
+    try:
+        writer.start()
+        time.sleep(0.5)  # the write now waits for the lock
+        started = time.monotonic()
+        read = client.get("/v1/companies?min_revision=999999")
+        read_took = time.monotonic() - started
+        writer.join(30)
+    finally:
+        holder.close()
+
+    assert read.status_code == 503 and read_took < 2
+    status, took = results["write"]
+    assert status == 503 and took < LOCK_TIMEOUT + 5
+    assert client.get("/v1/companies/acme/members/kim@acme.example").status_code == 404

@@ -312,3 +312,31 @@ def test_a_tampered_row_in_the_database_is_refused_at_load(
 
     with pytest.raises(InvalidInput, match="stored rule"):
         reopen(settings)
+
+
+def test_a_failed_commit_says_the_outcome_is_unknown_and_is_caught_up(
+    authorizer: Authorizer, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection drops after the database committed but before it said
+    so: the caller is told the write may be stored, memory is left alone, and
+    the next catch-up brings in whatever the database holds."""
+    dialect = authorizer.store.engine.dialect
+    real_commit = dialect.do_commit
+
+    def commit_then_fail(dbapi_connection: Any) -> None:
+        real_commit(dbapi_connection)
+        raise dialect.loaded_dbapi.OperationalError("connection lost")
+
+    monkeypatch.setattr(dialect, "do_commit", commit_then_fail)
+    before = authorizer.revision
+    with pytest.raises(Unavailable, match="may or may not be stored"):
+        authorizer.set_member(OPERATOR, "acme", "kim@acme.example", ["buyer"])
+    monkeypatch.undo()
+
+    assert authorizer.revision == before
+    assert "kim@acme.example" not in authorizer.index.members["acme"]
+    assert authorizer.refresh() is True
+    assert authorizer.index.members["acme"]["kim@acme.example"] == (
+        "buyer",
+        "contact",
+    )

@@ -144,6 +144,36 @@ def test_a_schema_from_a_newer_orgguard_is_refused(fresh: str) -> None:
 
     with pytest.raises(Unavailable, match="unknown to this orgguard"):
         open_authorizer(settings_for(fresh))
+    with pytest.raises(Unavailable, match="nothing was migrated"):
+        migrate.upgrade(engine)
+    engine.dispose()
+
+
+def test_a_broken_version_table_is_refused_with_a_message(fresh: str) -> None:
+    engine = make_engine(fresh)
+    migrate.upgrade(engine)
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO alembic_version VALUES ('0001')"))
+
+    with pytest.raises(Unavailable, match="cannot be read"):
+        migrate.require_current(engine)
+    with pytest.raises(Unavailable, match="cannot be read"):
+        migrate.upgrade(engine)
+    engine.dispose()
+
+
+def test_a_stamp_without_tables_is_refused(fresh: str) -> None:
+    engine = make_engine(fresh)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE alembic_version (version_num TEXT)"))
+        connection.execute(
+            text(f"INSERT INTO alembic_version VALUES ('{migrate.head()}')")
+        )
+
+    with pytest.raises(Unavailable, match="lacks orgguard's tables"):
+        migrate.require_current(engine)
+    with pytest.raises(Unavailable, match="lacks orgguard's tables"):
+        migrate.upgrade(engine)
     engine.dispose()
 
 

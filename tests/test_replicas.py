@@ -290,6 +290,53 @@ def test_database_outage_checks_answer_writes_fail_then_it_catches_up(
     assert again[0] == 200
 
 
+@pytest.mark.postgres_only
+def test_a_stalled_database_never_holds_up_checks_or_readiness(
+    place: Place,
+) -> None:
+    """The database stops answering without closing anything: checks go on
+    from memory and /readyz answers at once, however often it is asked."""
+    url = make_url(place.url)
+    proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432))
+    through_proxy = url.set(port=proxy.port).render_as_string(hide_password=False)
+    port = free_port()
+    server = start_server(place, port, url=through_proxy, refresh_seconds="0.2")
+    key = demo_key(place)
+    alice = check_body("alice@acme.example")
+    try:
+        assert request(port, "POST", "/v1/check", alice, key)[1]["allowed"]
+        proxy.stall()
+        time.sleep(0.5)  # the refresher and the listener are now stuck
+        probes: list[Any] = []
+        threads = [
+            threading.Thread(
+                target=lambda: probes.append(request(port, "GET", "/readyz"))
+            )
+            for _ in range(30)
+        ]
+        started = time.monotonic()
+        for thread in threads:
+            thread.start()
+        checks = [request(port, "POST", "/v1/check", alice, key) for _ in range(20)]
+        for thread in threads:
+            thread.join()
+        elapsed = time.monotonic() - started
+        proxy.restore()
+        recovered = eventually(
+            lambda: request(port, "GET", "/readyz")[1]["status"] == "ready"
+        )
+    finally:
+        stop(server)
+        proxy.close()
+
+    assert all(answer == 200 and body["allowed"] for answer, body in checks)
+    assert len(probes) == 30
+    assert all(status == 200 for status, _ in probes), probes
+    assert {body["status"] for _, body in probes} == {"degraded"}
+    assert elapsed < 8  # each probe waits at most a second
+    assert recovered
+
+
 def test_serve_workers_behave_as_one_service(
     place: Place, replicas: Callable[..., int]
 ) -> None:

@@ -141,10 +141,17 @@ class Authenticator:
         self.jwt = JwtVerifier(settings)
         self.platform = platform
 
-    @property
-    def blocks(self) -> bool:
-        """Whether authenticating may wait on the network (run it in a thread)."""
-        return self.platform.authorizer.store.key_lookup_blocks
+    def blocks(self, authorization: str | None) -> bool:
+        """Whether authenticating this header may wait on the database (then
+        run it in a thread): only an API key not seen since the revision moved,
+        on a database across the network. A token, a bad header, a key already
+        seen never wait, so checks go on while the database is slow or away."""
+        if not self.platform.authorizer.store.key_lookup_blocks or not authorization:
+            return False
+        credential = authorization.strip().partition(" ")[2].strip()
+        if not credential.startswith(KEY_PREFIX):
+            return False
+        return not self.platform.authenticates_at_once(credential)
 
     def authenticate(self, authorization: str | None, request_id: str | None) -> Caller:
         if not authorization:

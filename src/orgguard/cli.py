@@ -224,10 +224,16 @@ def db_current() -> None:
     from orgguard.storage.database import make_engine
 
     settings = _settings()
+    try:
+        _require_database(settings.database_url)
+    except OrgguardError as error:
+        raise _fail(error) from error
     engine = make_engine(settings.database_url)
     try:
         with engine.connect() as connection:
             found = migrate.current(connection)
+    except OrgguardError as error:
+        raise _fail(error) from error
     except SQLAlchemyError as error:
         raise _fail(Unavailable(f"cannot read the schema: {error}")) from error
     finally:

@@ -102,6 +102,21 @@ class PlatformAdmin:
                 return key
         return None
 
+    def authenticates_at_once(self, token: str) -> bool:
+        """Whether ``authenticate_key`` can answer without waiting on the
+        database: the key's record is at hand and its role is known (else it
+        reads the database, which may be slow or away)."""
+        key_id = token.removeprefix(KEY_PREFIX).partition("_")[0]
+        store = self.authorizer.store
+        if not key_id or not store.key_known(key_id):
+            return False
+        key = store.find_key(key_id)
+        return (
+            key is None
+            or key.revoked_at is not None
+            or key.role in (self.authorizer.index.roles.get(key_subject(key.name), ()))
+        )
+
     def authenticate_key(self, token: str, request_id: str | None) -> Caller:
         """The caller a key stands for; Unauthenticated if it is not a live key."""
         key_id, _, secret = token.removeprefix(KEY_PREFIX).partition("_")

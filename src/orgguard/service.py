@@ -92,6 +92,9 @@ class Authorizer:
         self.index = index
         self.gate = Gate(admin_inherits=admin_inherits)
         self.write_lock = threading.Lock()
+        # Held only while the index changes (never while waiting on the
+        # database): what a batch waits for when a change overlaps it.
+        self._index_lock = threading.Lock()
         # Bumped before and after every change to the index: odd while changing.
         self._changing = 0
         self.tally = Tally()
@@ -111,13 +114,22 @@ class Authorizer:
     def revision(self) -> int:
         return self.index.revision
 
-    def refresh(self, revision: int | None = None) -> bool:
+    def refresh(
+        self, revision: int | None = None, timeout: float | None = None
+    ) -> bool:
         """Catch up with writes another process committed; True if it did.
-        With ``revision`` (a notification's), nothing to do if it is served."""
+        With ``revision`` (a notification's), nothing to do if it is served;
+        with ``timeout``, False if this process's writer holds the lock longer
+        (a write waiting on the database)."""
         if revision is not None and self.index.revision >= revision:
             return False  # this process's own write, or one replayed already
-        with self.write_lock, self.store.reading() as connection:
-            return self._catch_up(connection)
+        if not self.write_lock.acquire(timeout=-1 if timeout is None else timeout):
+            return False
+        try:
+            with self.store.reading() as connection:
+                return self._catch_up(connection)
+        finally:
+            self.write_lock.release()
 
     def reach(self, revision: int, timeout: float) -> bool:
         """Read-your-writes: catch up until the index serves ``revision`` or
@@ -126,7 +138,7 @@ class Authorizer:
         deadline = time.monotonic() + timeout
         pause = 0.005
         while self.index.revision < revision:
-            self.refresh()
+            self.refresh(timeout=max(0.0, deadline - time.monotonic()))
             if self.index.revision >= revision:
                 break
             if time.monotonic() >= deadline:
@@ -157,13 +169,19 @@ class Authorizer:
             if pending:
                 self.store.forget_keys()
             for change, revision in pending:
-                self._changing += 1  # odd: the index is changing
-                try:
-                    self.index.apply(change, revision)
-                finally:
-                    self._changing += 1
+                self._apply(change, revision)
                 self.tally.writes[change.action] += 1
                 _log_write(change, revision)
+
+    def _apply(self, change: Change, revision: int) -> None:
+        """Change the index in place: readers see ``_changing`` odd meanwhile
+        and decide again (see ``check_at``)."""
+        with self._index_lock:
+            self._changing += 1
+            try:
+                self.index.apply(change, revision)
+            finally:
+                self._changing += 1
 
     def _catch_up(self, connection: Connection) -> bool:
         """Bring the index to the database's revision: replay the change log
@@ -182,19 +200,16 @@ class Authorizer:
         if entries is None or any(change is None for _, change in entries):
             with bulk_load():
                 index = PolicyIndex.from_snapshot(self.store.load(connection))
-            self._changing += 1
-            self.index = index
-            self._changing += 1
+            with self._index_lock:
+                self._changing += 1
+                self.index = index
+                self._changing += 1
             self.tally.reloads += 1
             log.info("reloaded the policy at revision %d", index.revision)
             return True
         for revision, change in entries:
             assert change is not None
-            self._changing += 1  # odd: the index is changing
-            try:
-                self.index.apply(change, revision)
-            finally:
-                self._changing += 1
+            self._apply(change, revision)
         self.tally.replayed += len(entries)
         log.debug("replayed %d changes to revision %d", len(entries), stored)
         return True
@@ -338,7 +353,7 @@ class Authorizer:
         decided = self.try_check_many(listed)
         if decided is not None:
             return decided
-        with self.write_lock:
+        with self._index_lock:
             return [self._decide(*r) for r in listed], self.index.revision
 
     # -- companies ---------------------------------------------------------------

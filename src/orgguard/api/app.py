@@ -23,6 +23,7 @@ from orgguard import __version__
 from orgguard.api import consistency
 from orgguard.api.fast_check import FastCheck
 from orgguard.api.metrics import make_registry
+from orgguard.api.probe import DatabaseProbe
 from orgguard.api.routes import (
     audit,
     check,
@@ -88,7 +89,10 @@ def create_app(
             app.state.authorizer = authorizer
         app.state.platform = PlatformAdmin(app.state.authorizer)
         app.state.listener = _listen(app.state.authorizer)
-        app.state.metrics = make_registry(app.state.authorizer, app.state.listener)
+        app.state.probe = DatabaseProbe(app.state.authorizer.store)
+        app.state.metrics = make_registry(
+            app.state.authorizer, app.state.probe, app.state.listener
+        )
         app.state.authenticator = Authenticator(settings, app.state.platform)
         refresher = asyncio.create_task(
             _refresh_forever(app.state.authorizer, settings.refresh_seconds)
@@ -100,6 +104,7 @@ def create_app(
         refresher.cancel()
         with suppress(asyncio.CancelledError):
             await refresher
+        app.state.probe.close()
         if app.state.listener is not None:
             await run_in_threadpool(app.state.listener.stop)
         app.state.authorizer.store.close()
@@ -357,7 +362,7 @@ class Edge:
         try:
             if len(given) > 1:
                 raise Unauthenticated("send one Authorization header, not several")
-            if authenticator.blocks:
+            if authenticator.blocks(header):
                 state["caller"] = await run_in_threadpool(
                     authenticator.authenticate, header, request_id
                 )

@@ -35,11 +35,11 @@ async def reach(authorizer: Authorizer, revision: int | None, wait: float) -> No
 def from_query(query_string: bytes) -> int | None:
     """``min_revision`` from a query string; InvalidInput if it is not a
     revision number."""
-    if FIELD.encode() not in query_string:
-        return None
     values = [
         value
-        for name, value in parse_qsl(query_string.decode("latin-1"))
+        for name, value in parse_qsl(
+            query_string.decode("latin-1"), keep_blank_values=True
+        )
         if name == FIELD
     ]
     if not values:

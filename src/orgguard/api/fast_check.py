@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from orgguard.access import Caller
 from orgguard.api.schemas import BatchRequest, CheckItem, CheckRequest
 from orgguard.policy.actions import DECISIONS_CHECK
 from orgguard.policy.index import Decision
@@ -73,15 +74,12 @@ class FastCheck:
         authorizer: Authorizer = scope["app"].state.authorizer
         body = b"".join(chunks)
         answer = None
-        if (
-            size <= self.max_bytes
-            and _json_or_unsaid(scope)
-            and authorizer.gate.allows(authorizer.index, caller, DECISIONS_CHECK)
-        ):
+        if size <= self.max_bytes and _json_or_unsaid(scope):
             if scope["path"] == "/v1/check":
-                answer = _check(authorizer, body)
+                answer = _check(authorizer, caller, body)
             else:
-                answer = _batch(authorizer, body, scope["app"].state.settings.max_batch)
+                limit = scope["app"].state.settings.max_batch
+                answer = _batch(authorizer, caller, body, limit)
         if answer is None:
             # The route answers with the usual error (and logs a refusal).
             await self.app(scope, _replay(chunks, None, receive, more), send)
@@ -99,12 +97,16 @@ class FastCheck:
         await send({"type": "http.response.body", "body": answer})
 
 
-def _check(authorizer: Authorizer, body: bytes) -> bytes | None:
+def _check(authorizer: Authorizer, caller: Caller, body: bytes) -> bytes | None:
     try:
         request = CheckRequest.model_validate_json(body)
     except ValidationError:
         return None
-    if request.explain or behind(authorizer, request.min_revision):
+    if (
+        request.explain
+        or behind(authorizer, request.min_revision)
+        or not may_check(authorizer, caller)
+    ):
         return None
     decision, revision = authorizer.check_at(
         request.user, request.company, request.resource, request.action,
@@ -125,12 +127,18 @@ def encode(answer: object) -> bytes:
     return json.dumps(answer, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def _batch(authorizer: Authorizer, body: bytes, limit: int) -> bytes | None:
+def _batch(
+    authorizer: Authorizer, caller: Caller, body: bytes, limit: int
+) -> bytes | None:
     try:
         batch = BatchRequest.model_validate_json(body)
     except ValidationError:
         return None
-    if len(batch.checks) > limit or behind(authorizer, batch.min_revision):
+    if (
+        len(batch.checks) > limit
+        or behind(authorizer, batch.min_revision)
+        or not may_check(authorizer, caller)
+    ):
         return None
     decided = authorizer.try_check_many(
         (c.user, c.company, c.resource, c.action, c.owner) for c in batch.checks
@@ -145,8 +153,13 @@ def _batch(authorizer: Authorizer, body: bytes, limit: int) -> bytes | None:
 
 
 def behind(authorizer: Authorizer, min_revision: int | None) -> bool:
-    """The route waits for a revision this process does not serve yet."""
+    """The route waits for a revision this process does not serve yet (the
+    caller's own rights are then decided at that revision too)."""
     return min_revision is not None and authorizer.index.revision < min_revision
+
+
+def may_check(authorizer: Authorizer, caller: Caller) -> bool:
+    return authorizer.gate.allows(authorizer.index, caller, DECISIONS_CHECK)
 
 
 def log_decisions(requests: Sequence[CheckItem], decisions: Sequence[Decision]) -> None:

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from orgguard.errors import OrgguardError
+from orgguard.api.probe import DatabaseProbe
 from orgguard.service import Authorizer
 from orgguard.storage.listener import ChangeListener
 
@@ -23,8 +23,14 @@ LATENCY_BUCKETS = (
 
 
 class _AuthorizerCollector(Collector):
-    def __init__(self, authorizer: Authorizer, listener: ChangeListener | None) -> None:
+    def __init__(
+        self,
+        authorizer: Authorizer,
+        probe: DatabaseProbe,
+        listener: ChangeListener | None,
+    ) -> None:
         self.authorizer = authorizer
+        self.probe = probe
         self.listener = listener
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
@@ -74,18 +80,20 @@ class _AuthorizerCollector(Collector):
             "orgguard_revision_lag",
             "Revisions the database is ahead of this process (-1: unreachable)",
         )
-        try:
-            lag.add_metric([], authorizer.store.revision() - authorizer.revision)
-        except OrgguardError:
-            lag.add_metric([], -1)
+        stored = self.probe.stored
+        lag.add_metric([], -1 if stored is None else stored - authorizer.revision)
         yield lag
 
 
 def make_registry(
-    authorizer: Authorizer, listener: ChangeListener | None = None
+    authorizer: Authorizer,
+    probe: DatabaseProbe,
+    listener: ChangeListener | None = None,
 ) -> CollectorRegistry:
+    """The metrics; the revision lag is the probe's last answer (the
+    /metrics route asks it first)."""
     registry = CollectorRegistry()
-    registry.register(_AuthorizerCollector(authorizer, listener))
+    registry.register(_AuthorizerCollector(authorizer, probe, listener))
     latency = Histogram(
         "orgguard_check_seconds",
         "Time to decide one check in process (one check in 64 is timed)",

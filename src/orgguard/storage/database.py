@@ -12,12 +12,55 @@ READ_ONLY = {"orgguard_read_only": True}
 WRITE_LOCK_KEY = 0x6F7267
 
 
+# A database that stops answering must not stop the service: every wait on
+# PostgreSQL is bounded (seconds).
+CONNECT_TIMEOUT = 5
+POOL_TIMEOUT = 5
+LOCK_TIMEOUT = 10  # a write waiting for another writer's lock
+IDLE_IN_TRANSACTION_TIMEOUT = 30  # a writer that vanished mid-transaction
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    return create_engine(
-        postgres_driver(url), pool_pre_ping=True, pool_size=10, max_overflow=20
+    return _postgres_engine(postgres_driver(url))
+
+
+def _postgres_engine(url: str) -> Engine:
+    engine = create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=20,
+        pool_timeout=POOL_TIMEOUT,
+        connect_args=KEEPALIVES,
     )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # The server ends a session left in a transaction by a client that is
+        # gone (a network cut), releasing the write lock it held.
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}s'")
+            cursor.execute(
+                "SET idle_in_transaction_session_timeout = "
+                f"'{IDLE_IN_TRANSACTION_TIMEOUT}s'"
+            )
+        dbapi_connection.commit()
+
+    return engine
+
+
+# libpq: give up connecting after CONNECT_TIMEOUT; notice a silent network cut
+# within seconds (keepalives while waiting, tcp_user_timeout while sending).
+KEEPALIVES = {
+    "connect_timeout": CONNECT_TIMEOUT,
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,
+}
 
 
 def postgres_driver(url: str) -> str:

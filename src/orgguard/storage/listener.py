@@ -24,6 +24,7 @@ from collections.abc import Callable
 import psycopg
 from sqlalchemy import URL
 
+from orgguard.storage.database import KEEPALIVES
 from orgguard.storage.store import CHANNEL
 
 log = logging.getLogger(__name__)
@@ -95,16 +96,11 @@ class ChangeListener:
             pause = min(pause * 2, self._max_pause)
 
     def _listen(self) -> None:
-        with psycopg.connect(
-            self._conninfo,
-            autocommit=True,
-            application_name=application_name(),
-            # A silent network cut is noticed in seconds, not hours.
-            keepalives=1,
-            keepalives_idle=5,
-            keepalives_interval=2,
-            keepalives_count=3,
-        ) as connection:
+        # A silent network cut is noticed in seconds (KEEPALIVES).
+        conninfo = psycopg.conninfo.make_conninfo(
+            self._conninfo, application_name=application_name(), **KEEPALIVES
+        )
+        with psycopg.connect(conninfo, autocommit=True) as connection:
             connection.execute(f"LISTEN {CHANNEL}")
             self.connections += 1
             self.connected.set()

@@ -16,6 +16,7 @@ from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine, inspect
 
 from orgguard.errors import Unavailable
@@ -44,7 +45,17 @@ def head() -> str:
 
 def current(connection: Connection) -> str | None:
     """The database's schema revision; None for an unmigrated database."""
-    return MigrationContext.configure(connection).get_current_revision()
+    try:
+        return MigrationContext.configure(connection).get_current_revision()
+    except CommandError as error:  # e.g. several rows in alembic_version
+        raise Unavailable(
+            f"the database's schema revision cannot be read ({error}); repair "
+            "its alembic_version table"
+        ) from error
+
+
+def _known(revision: str) -> bool:
+    return revision in {script.revision for script in _script().walk_revisions()}
 
 
 def upgrade(engine: Engine, *, adopt: bool = True) -> tuple[str | None, str]:
@@ -66,6 +77,10 @@ def upgrade(engine: Engine, *, adopt: bool = True) -> tuple[str | None, str]:
                 )
             _run(connection, BEFORE_MIGRATIONS, stamp=True)
             before = BEFORE_MIGRATIONS
+        if before is not None and not _known(before):
+            raise Unavailable(_unknown(engine, before))
+        if before == head() and not set(metadata.tables) <= tables:
+            raise Unavailable(_stamped_without_tables(engine))
         if before != head():
             _run(connection, "head")
             log.info("database schema upgraded from %s to %s", before, head())
@@ -81,19 +96,34 @@ def require_current(engine: Engine) -> None:
     """Refuse a database whose schema is not the one this orgguard needs."""
     with engine.connect() as connection:
         found = current(connection)
+        tables = set(inspect(connection).get_table_names())
     if found == head():
+        if not set(metadata.tables) <= tables:
+            raise Unavailable(_stamped_without_tables(engine))
         return
+    if found is not None and not _known(found):
+        raise Unavailable(_unknown(engine, found))
     if found is None:
         problem = "has no migration revision (it predates migrations)"
-    elif found in {script.revision for script in _script().walk_revisions()}:
-        problem = f"has schema revision {found}, this orgguard needs {head()}"
     else:
-        problem = (
-            f"has schema revision {found}, unknown to this orgguard (a newer "
-            "orgguard wrote it?)"
-        )
+        problem = f"has schema revision {found}, this orgguard needs {head()}"
     raise Unavailable(
         f"the database at {engine.url!r} {problem}; run 'orgguard db upgrade'"
+    )
+
+
+def _unknown(engine: Engine, revision: str) -> str:
+    return (
+        f"the database at {engine.url!r} has schema revision {revision!r}, "
+        "unknown to this orgguard (a newer orgguard wrote it?): run that "
+        "orgguard, or restore the database; nothing was migrated"
+    )
+
+
+def _stamped_without_tables(engine: Engine) -> str:
+    return (
+        f"the database at {engine.url!r} says schema revision {head()} but "
+        "lacks orgguard's tables; repair it (or empty it) before starting"
     )
 
 

@@ -33,7 +33,9 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.engine import RootTransaction
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 
 from orgguard.errors import Conflict, InvalidInput, NotFound, Unavailable
 from orgguard.policy import casbin_rules, changelog
@@ -155,8 +157,8 @@ class PolicyStore:
                     )
                 with connection.begin():
                     yield connection
-        except DBAPIError as error:
-            raise Unavailable(f"cannot read the database: {error.orig}") from error
+        except (DBAPIError, SQLAlchemyTimeout) as error:
+            raise _unreachable("read", error) from error
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -165,18 +167,33 @@ class PolicyStore:
         the write applies to, whichever process writes. Database errors become
         Conflict (a constraint) or Unavailable; nothing is left half-written."""
         try:
-            with self.engine.begin() as connection:
-                lock_writes(connection)
-                yield connection
-        except IntegrityError as error:
-            raise Conflict(
-                "the write conflicts with the stored policy; nothing was changed"
-            ) from error
-        except DBAPIError as error:
-            log.exception("write failed")
-            raise Unavailable(
-                "the database could not complete the write; nothing was changed"
-            ) from error
+            connection = self.engine.connect()
+        except (DBAPIError, SQLAlchemyTimeout) as error:
+            raise _unreachable("write", error) from error
+        with connection:
+            try:
+                with connection.begin() as transaction:
+                    lock_writes(connection)
+                    yield connection
+                    # Committed here, not by the block's exit: a failure of
+                    # the commit itself leaves the outcome unknown.
+                    _commit(transaction)
+            except _CommitFailed as failed:
+                log.error("commit failed: %s", failed.__cause__)
+                raise Unavailable(
+                    "the database connection failed while committing: the write "
+                    "may or may not be stored; read it back (or the audit trail) "
+                    "before retrying"
+                ) from failed.__cause__
+            except IntegrityError as error:
+                raise Conflict(
+                    "the write conflicts with the stored policy; nothing was changed"
+                ) from error
+            except (DBAPIError, SQLAlchemyTimeout) as error:
+                log.warning("write failed, rolled back: %s", error)
+                raise Unavailable(
+                    "the database could not complete the write; nothing was changed"
+                ) from error
 
     def load(self, connection: Connection | None = None) -> Snapshot:
         """The whole policy in one read: plain rows, no ORM object per row."""
@@ -195,10 +212,10 @@ class PolicyStore:
             for row in connection.execute(select(custom_groups)):
                 snapshot.groups.append(CustomGroup(row.company, row.id, row.name))
             _load_rules(connection, snapshot)
-        except DBAPIError as error:
-            raise Unavailable(f"cannot read the policy: {error.orig}") from error
+        except (DBAPIError, SQLAlchemyTimeout) as error:
+            raise _unreachable("read", error) from error
         except connection.dialect.loaded_dbapi.Error as error:
-            raise Unavailable(f"cannot read the policy: {error}") from error
+            raise _unreachable("read", error) from error
         return snapshot
 
     @property
@@ -224,8 +241,8 @@ class PolicyStore:
                 row = connection.execute(
                     select(api_keys).where(api_keys.c.id == key_id)
                 ).first()
-        except DBAPIError as error:
-            raise Unavailable(f"cannot read API keys: {error.orig}") from error
+        except (DBAPIError, SQLAlchemyTimeout) as error:
+            raise _unreachable("read", error) from error
         if row is None:
             return None
         key = _api_key(row._mapping)
@@ -234,6 +251,10 @@ class PolicyStore:
         if generation == self._keys_generation:  # else it may predate a change
             self._keys[key_id] = key
         return key
+
+    def key_known(self, key_id: str) -> bool:
+        """Whether ``find_key`` answers without touching the database."""
+        return self._key_reader is not None or key_id in self._keys
 
     def forget_keys(self) -> None:
         self._keys_generation += 1
@@ -361,6 +382,24 @@ class PolicyStore:
             return _write(connection, change)
         with self.transaction() as own:
             return _write(own, change)
+
+
+class _CommitFailed(Exception):
+    """The database failed while committing: the outcome is unknown."""
+
+
+def _commit(transaction: RootTransaction) -> None:
+    try:
+        transaction.commit()
+    except (DBAPIError, SQLAlchemyTimeout) as error:
+        raise _CommitFailed from error
+
+
+def _unreachable(what: str, error: Exception) -> Unavailable:
+    """An error for callers that names no host, port or driver detail (those
+    go to the service log)."""
+    log.warning("cannot %s the database: %s", what, error)
+    return Unavailable(f"the database cannot be reached to {what}; see the log")
 
 
 def _audit_record(row: Any) -> AuditRecord:

@@ -58,9 +58,10 @@ async def check(request: Request) -> Response:
         # A caller who may not ask checks learns nothing about its body.
         authorizer.require(caller, DECISIONS_CHECK)
         raise
+    # The caller's own rights too are decided at the revision asked.
+    await consistency.reach(authorizer, body.min_revision, _wait(request))
     if not body.explain:  # explaining needs members:read in the company instead
         authorizer.require(caller, DECISIONS_CHECK)
-    await consistency.reach(authorizer, body.min_revision, _wait(request))
     if body.explain:
         return await _explained(authorizer, caller, body)
     decision, revision = authorizer.check_at(
@@ -134,11 +135,12 @@ async def check_batch(
     body: BatchRequest, authorizer: AuthorizerDep, caller: CallerDep, request: Request
 ) -> BatchResponse:
     """Decide up to 1,000 requests at one revision; results in request order."""
+    # The caller's own rights too are decided at the revision asked.
+    await consistency.reach(authorizer, body.min_revision, _wait(request))
     authorizer.require(caller, DECISIONS_CHECK)
     limit: int = request.app.state.settings.max_batch
     if len(body.checks) > limit:
         raise InvalidInput(f"checks: at most {limit} per batch", field="checks")
-    await consistency.reach(authorizer, body.min_revision, _wait(request))
     requests = [
         (item.user, item.company, item.resource, item.action, item.owner)
         for item in body.checks

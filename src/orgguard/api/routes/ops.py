@@ -3,10 +3,13 @@ they say nothing about any company."""
 
 from __future__ import annotations
 
+from contextlib import suppress
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from orgguard.api.probe import DatabaseProbe
 from orgguard.errors import OrgguardError
 from orgguard.service import Authorizer
 
@@ -20,17 +23,19 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", responses={503: {"description": "not ready; says why"}})
-def readyz(request: Request) -> JSONResponse:
+async def readyz(request: Request) -> JSONResponse:
     """Ready (200) when this process serves the database's latest revision.
 
     Degraded (still 200: checks are answered from the last good policy) when
-    the database cannot be reached, or when on PostgreSQL the change listener
-    is reconnecting (writes are then picked up every ORGGUARD_REFRESH_SECONDS).
-    Not ready (503) while it is behind the database."""
+    the database fails or does not answer within a second, or when on
+    PostgreSQL the change listener is reconnecting (writes are then picked up
+    every ORGGUARD_REFRESH_SECONDS). Not ready (503) while it is behind the
+    database."""
     authorizer: Authorizer = request.app.state.authorizer
+    probe: DatabaseProbe = request.app.state.probe
     serving = authorizer.revision
     try:
-        stored = authorizer.store.revision()
+        stored = await probe.revision()
     except OrgguardError as error:
         return _degraded(serving, f"database unreachable: {error.message}")
     if stored > serving:
@@ -51,7 +56,9 @@ def _not_ready(revision: int, reason: str) -> JSONResponse:
 
 
 @router.get("/metrics")
-def metrics(request: Request) -> Response:
+async def metrics(request: Request) -> Response:
     """Prometheus text format."""
+    with suppress(OrgguardError):  # the lag then says -1
+        await request.app.state.probe.revision()
     registry = request.app.state.metrics
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
