@@ -3,8 +3,11 @@ the change log."""
 
 from __future__ import annotations
 
+import io
+import tarfile
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -68,6 +71,29 @@ def test_explain_names_memberships_rules_and_near_misses(client: TestClient) -> 
     assert allowed["allowed"] is True
     assert allowed["explanation"]["rules"][0]["applies"] is True
     assert allowed["explanation"]["near_misses"] == []
+
+
+def test_explain_gives_the_line_an_export_holds_the_rule_at(
+    client: TestClient, tmp_path: Path
+) -> None:
+    """The rule and the line an explanation names are those of the files
+    ``orgguard policy export`` writes now."""
+    bodies = [
+        {**KIM, "user": "chen@acme.example", "company": "acme-south",
+         "resource": "invoices", "action": "pay"},
+        {**KIM, "user": "alice@acme.example"},
+    ]  # fmt: skip
+    archive = client.get("/v1/policy/export", params={"format": "tar.gz"})
+    with tarfile.open(fileobj=io.BytesIO(archive.content)) as tar:
+        tar.extractall(tmp_path, filter="data")
+
+    named = 0
+    for body in bodies:
+        for rule in client.post("/v1/check", json=body).json()["explanation"]["rules"]:
+            lines = (tmp_path / rule["source"]).read_text().splitlines()
+            assert lines[rule["line"] - 1] == rule["rule"]
+            named += 1
+    assert named >= 2
 
 
 def test_explain_names_company_rules_and_other_companies(client: TestClient) -> None:

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from orgguard.policy import casbin_rules
+from orgguard.policy import casbin_rules, files
 from orgguard.policy.index import Decision, PolicyIndex
-from orgguard.policy.model import Grant, Permission, Scope
+from orgguard.policy.model import Grant, Membership, Permission, Scope
 
 NEAR_MISSES_AT_MOST = 5
 
@@ -28,6 +28,7 @@ class RuleMatch:
     group: str
     grant: Grant  # company None: the predefined group's template
     applies: bool  # False: own resources only, and the owner is someone else
+    line: int | None = None  # its line in ``source``, in an export made now
 
     @property
     def rule(self) -> str:
@@ -36,9 +37,7 @@ class RuleMatch:
     @property
     def source(self) -> str:
         """The file of an export that holds the rule."""
-        if self.grant.company is None:
-            return "templates.csv"
-        return f"companies/{self.grant.company}.csv"
+        return files.file_of(self.grant)
 
 
 @dataclass(slots=True)
@@ -64,7 +63,8 @@ def explain(
         for scope in sorted(index.scopes(company, group, permission)):
             for grant in _stored_grants(index, company, group, permission, scope):
                 applies = scope is Scope.COMPANY or owner == user
-                found.rules.append(RuleMatch(group, grant, applies))
+                line = _export_line(index, grant)
+                found.rules.append(RuleMatch(group, grant, applies, line))
     if not decision.allowed:
         found.near_misses = _near_misses(index, user, company, permission, found)
     return found
@@ -80,6 +80,37 @@ def _stored_grants(
     if scope in index.custom.get((company, group), {}).get(permission, ()):
         grants.append(Grant(company, group, permission, scope))
     return grants
+
+
+def _export_line(index: PolicyIndex, grant: Grant) -> int | None:
+    """Where ``orgguard policy export`` would write the rule: the rules of its
+    file are laid out as the export lays them out (the header's length does
+    not depend on the revision it states)."""
+    if grant.company is None:
+        header = files.shared_header(files.TEMPLATES_FILE)
+        rules: list[casbin_rules.Rule] = [
+            Grant(None, group, permission, scope)
+            for group, grants in index.templates.items()
+            for permission, scopes in grants.items()
+            for scope in scopes
+        ]
+        return files.line_of(grant, header, rules)
+    company = index.companies[grant.company]
+    groups = index.groups.get(company.id, {}).values()
+    header = files.company_header(company, 0, groups)
+    rules = [
+        Grant(company.id, group, permission, scope)
+        for (owner, group), grants in index.custom.items()
+        if owner == company.id
+        for permission, scopes in grants.items()
+        for scope in scopes
+    ]
+    rules += [
+        Membership(company.id, user, group)
+        for user, held in index.members.get(company.id, {}).items()
+        for group in held
+    ]
+    return files.line_of(grant, header, rules)
 
 
 def _near_misses(

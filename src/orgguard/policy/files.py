@@ -381,14 +381,41 @@ def render_policy(snapshot: Snapshot, revisions: Mapping[str, int]) -> dict[str,
     for group in snapshot.groups:
         groups[group.company].append(group)
     for company in snapshot.companies:
-        header = [f"# company: {company.id}", f"# name: {company.name}"]
-        if company.parent is not None:
-            header.append(f"# parent: {company.parent}")
-        header.append(f"# revision: {revisions.get(company.id, 0)}")
-        header.extend(group_header(group) for group in sorted(groups[company.id]))
+        header = company_header(
+            company, revisions.get(company.id, 0), groups[company.id]
+        )
         name = company_file(company.id)
         files[name] = _file_text([*header, ""], rules[name])
     return files
+
+
+def company_header(
+    company: Company, revision: int, groups: Iterable[CustomGroup]
+) -> list[str]:
+    """The comment lines a company's file starts with."""
+    header = [f"# company: {company.id}", f"# name: {company.name}"]
+    if company.parent is not None:
+        header.append(f"# parent: {company.parent}")
+    header.append(f"# revision: {revision}")
+    header.extend(group_header(group) for group in sorted(groups))
+    return header
+
+
+def shared_header(name: str) -> list[str]:
+    """The comment lines of catalogue.csv, templates.csv or platform.csv."""
+    return list(_SHARED_HEADERS[name])
+
+
+def line_of(
+    rule: casbin_rules.Rule, header: list[str], rules: Iterable[casbin_rules.Rule]
+) -> int | None:
+    """The line ``rule`` has in the exported file of ``header`` and ``rules``."""
+    target = casbin_rules.format_row(casbin_rules.to_row(rule))
+    text = _file_text([*header, ""], rules)
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line == target:
+            return number
+    return None
 
 
 def _file_text(header: list[str], rules: Iterable[casbin_rules.Rule]) -> str:

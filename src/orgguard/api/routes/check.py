@@ -120,6 +120,7 @@ async def _explained(
                     "group": match.group,
                     "applies": match.applies,
                     "source": match.source,
+                    "line": match.line,
                     "rule_id": rule_ids.get(casbin_rules.to_row(match.grant)),
                 }
                 for match in explanation.rules
