@@ -588,3 +588,27 @@ def test_a_stale_file_is_refused(
         "g, zed@acme.example, group:contact, acme",
     )
     assert admin.diff(OPERATOR, exported, prune=False).is_empty()
+
+
+def test_a_file_from_a_later_revision_is_refused(
+    authorizer: Authorizer, admin: PolicyAdmin, exported: Path
+) -> None:
+    """An export states the revision that last changed each company, which
+    only grows: a later one means the file did not come from this database
+    (a restored backup, an edited line)."""
+    edit(exported / "companies" / "acme.csv", "# revision: 1", "# revision: 999")
+    edit(
+        exported / "companies" / "acme.csv",
+        "g, carol@acme.example, group:buyer, acme",
+        "g, carol@acme.example, group:admin, acme",
+    )
+
+    with pytest.raises(PolicyFileError) as raised:
+        admin.import_policy(OPERATOR, exported, prune=False, dry_run=False)
+
+    assert [p.split("/")[-1] for p in raised.value.problems] == [
+        "acme.csv:3: company 'acme' last changed at revision 1, not 999: this "
+        "file was not exported from this database (or its revision line was "
+        "edited); export it again",
+    ]
+    assert "admin" not in authorizer.index.members["acme"]["carol@acme.example"]

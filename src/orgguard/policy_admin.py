@@ -13,16 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, func, select
-from sqlalchemy.exc import DBAPIError
 
 from orgguard.access import Caller
-from orgguard.errors import Unavailable
 from orgguard.policy.actions import POLICY_READ, POLICY_WRITE
 from orgguard.policy.diff import IMPORT_ACTION, PolicyDiff, diff_policy
 from orgguard.policy.files import read_policy_dir, render_policy
 from orgguard.policy.model import Snapshot
 from orgguard.service import Authorizer
-from orgguard.storage.database import READ_ONLY
 from orgguard.storage.schema import changes, companies
 
 
@@ -91,13 +88,9 @@ class PolicyAdmin:
         """The stored policy and each company's last revision, read in one
         transaction."""
         store = self.authorizer.store
-        try:
-            with store.engine.connect() as connection:
-                connection.execution_options(**READ_ONLY)
-                snapshot = store.load(connection)
-                return _Stored(snapshot, _company_revisions(connection))
-        except DBAPIError as error:
-            raise Unavailable(f"cannot read the policy: {error.orig}") from error
+        with store.reading() as connection:
+            snapshot = store.load(connection)
+            return _Stored(snapshot, _company_revisions(connection))
 
 
 @dataclass(frozen=True, slots=True)

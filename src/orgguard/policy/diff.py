@@ -159,6 +159,14 @@ def _stale(
                 f"{where}: company '{company}' changed at revision {stored}, after "
                 f"this file's revision {stated}: export it again and redo the edit"
             )
+        elif stated is not None and stored < stated:
+            # An export states the revision that last changed the company,
+            # which only grows: this file was not exported from this database.
+            problems.append(
+                f"{where}: company '{company}' last changed at revision {stored}, "
+                f"not {stated}: this file was not exported from this database "
+                "(or its revision line was edited); export it again"
+            )
     return problems
 
 

@@ -82,7 +82,13 @@ async def _read_check(request: Request) -> CheckRequest:
     if "json" not in content_type.lower():
         # As FastAPI does for the other routes (the handler adds a hint).
         raise RequestValidationError(
-            [{"type": "content_type", "loc": ("body",), "msg": "not JSON"}]
+            [
+                {
+                    "type": "content_type",
+                    "loc": ("body",),
+                    "msg": "the Content-Type is not JSON",
+                }
+            ]
         )
     try:
         return CheckRequest.model_validate_json(await request.body())
