@@ -561,20 +561,28 @@ def test_a_write_between_the_diff_and_the_commit(
     assert "pat@x.example" in authorizer.index.members[company]
 
 
-def test_a_stale_file_is_refused(
-    authorizer: Authorizer, admin: PolicyAdmin, exported: Path
-) -> None:
-    authorizer.set_member(OPERATOR, "acme", "zed@acme.example", ["buyer"])
+def promote_carol(exported: Path) -> None:
     edit(
         exported / "companies" / "acme.csv",
         "g, carol@acme.example, group:buyer, acme",
         "g, carol@acme.example, group:admin, acme",
     )
 
+
+def refused(admin: PolicyAdmin, exported: Path) -> list[str]:
+    """The problems an import of ``exported`` is refused with, by file name."""
     with pytest.raises(PolicyFileError) as raised:
         admin.import_policy(OPERATOR, exported, prune=False, dry_run=False)
+    return [problem.split("/")[-1] for problem in raised.value.problems]
 
-    assert [p.split("/")[-1] for p in raised.value.problems] == [
+
+def test_a_stale_file_is_refused(
+    authorizer: Authorizer, admin: PolicyAdmin, exported: Path
+) -> None:
+    authorizer.set_member(OPERATOR, "acme", "zed@acme.example", ["buyer"])
+    promote_carol(exported)
+
+    assert refused(admin, exported) == [
         "acme.csv:3: company 'acme' changed at revision 2, after this file's "
         "revision 1: export it again and redo the edit",
     ]
@@ -597,16 +605,9 @@ def test_a_file_from_a_later_revision_is_refused(
     only grows: a later one means the file did not come from this database
     (a restored backup, an edited line)."""
     edit(exported / "companies" / "acme.csv", "# revision: 1", "# revision: 999")
-    edit(
-        exported / "companies" / "acme.csv",
-        "g, carol@acme.example, group:buyer, acme",
-        "g, carol@acme.example, group:admin, acme",
-    )
+    promote_carol(exported)
 
-    with pytest.raises(PolicyFileError) as raised:
-        admin.import_policy(OPERATOR, exported, prune=False, dry_run=False)
-
-    assert [p.split("/")[-1] for p in raised.value.problems] == [
+    assert refused(admin, exported) == [
         "acme.csv:3: company 'acme' last changed at revision 1, not 999: this "
         "file was not exported from this database (or its revision line was "
         "edited); export it again",
