@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
+from orgguard.access import Caller
 from orgguard.errors import Forbidden, PolicyFileError
+from orgguard.platform_admin import PlatformAdmin
 from orgguard.policy.diff import AccessChange
 from orgguard.policy.files import read_policy_dir, write_policy_dir
 from orgguard.policy_admin import PolicyAdmin
@@ -613,3 +615,35 @@ def test_a_file_from_a_later_revision_is_refused(
         "edited); export it again",
     ]
     assert "admin" not in authorizer.index.members["acme"]["carol@acme.example"]
+
+
+def test_a_company_admin_sees_its_part_of_an_import_in_its_audit_trail(
+    authorizer: Authorizer, admin: PolicyAdmin, exported: Path
+) -> None:
+    """One record for the import; each company's admins find it in their
+    trail, showing only their company and its lines."""
+    edit(
+        exported / "companies" / "acme-south.csv",
+        "g, jonas@acme.example, group:buyer, acme-south",
+        "g, jonas@acme.example, group:requester, acme-south",
+    )
+    edit(
+        exported / "companies" / "globex.csv",
+        "g, ava@globex.example, group:buyer, globex",
+        "g, ava@globex.example, group:requester, globex",
+    )
+    revision = admin.import_policy(
+        OPERATOR, exported, prune=False, dry_run=False
+    ).revision
+    carol = Caller("carol@acme.example", "user")  # admin of acme-south only
+
+    hers = PlatformAdmin(authorizer).audit(carol, None, None, None, None, None, 10)
+    everything = authorizer.store.audit(AuditQuery(limit=1))
+
+    [record] = [r for r in hers if r.revision == revision]
+    assert record.after["companies"] == ["acme-south"]
+    assert record.after["added"] == [
+        "companies/acme-south.csv: + g, jonas@acme.example, group:requester, acme-south"
+    ]
+    assert all("globex" not in line for line in record.after["removed"])
+    assert everything[0].after["companies"] == ["acme-south", "globex"]

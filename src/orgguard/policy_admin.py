@@ -16,9 +16,9 @@ from sqlalchemy import Connection, func, select
 
 from orgguard.access import Caller
 from orgguard.policy.actions import POLICY_READ, POLICY_WRITE
-from orgguard.policy.diff import IMPORT_ACTION, PolicyDiff, diff_policy
+from orgguard.policy.diff import PolicyDiff, diff_policy
 from orgguard.policy.files import read_policy_dir, render_policy
-from orgguard.policy.model import Snapshot
+from orgguard.policy.model import IMPORT_ACTION, Snapshot
 from orgguard.service import Authorizer
 from orgguard.storage.schema import changes, companies
 

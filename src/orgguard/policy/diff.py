@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import TypeVar
 
 from orgguard.errors import PolicyFileError
 from orgguard.policy import casbin_rules
@@ -33,13 +33,13 @@ from orgguard.policy.files import (
 )
 from orgguard.policy.index import PolicyIndex
 from orgguard.policy.model import (
+    IMPORT_ACTION,
     KEY_PREFIX,
     Change,
     Membership,
     Snapshot,
 )
 
-IMPORT_ACTION: Final = "policy.import"
 _T = TypeVar("_T")
 
 

@@ -16,6 +16,10 @@ from typing import Any, Final, NamedTuple
 from orgguard.errors import InvalidInput
 from orgguard.ids import check_name_id
 
+# The action of the audit record of ``orgguard policy import``: one record for
+# many companies, named in its ``after["companies"]``.
+IMPORT_ACTION: Final = "policy.import"
+
 ADMIN: Final = "admin"
 BUYER: Final = "buyer"
 REQUESTER: Final = "requester"

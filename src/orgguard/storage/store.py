@@ -8,6 +8,7 @@ README, "The SQLAlchemy adapter"). The table layout stays the adapter's.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sqlite3
 import threading
@@ -40,6 +41,7 @@ from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 from orgguard.errors import Conflict, InvalidInput, NotFound, Unavailable
 from orgguard.policy import casbin_rules, changelog
 from orgguard.policy.model import (
+    IMPORT_ACTION,
     ApiKey,
     Change,
     Company,
@@ -283,6 +285,9 @@ class PolicyStore:
             return {row.id: int(row.revision) for row in rows}
 
     def audit(self, query: AuditQuery) -> list[AuditRecord]:
+        """Records, newest first. With ``query.companies``, an import's record
+        (one for many companies) counts for each company it changed, and
+        shows only that company's part."""
         statement = select(changes).order_by(changes.c.revision.desc())
         if query.companies is not None:
             statement = statement.where(
@@ -291,6 +296,10 @@ class PolicyStore:
                     *(
                         and_(changes.c.company == company, changes.c.revision >= since)
                         for company, since in sorted(query.companies.items())
+                    ),
+                    and_(
+                        changes.c.company.is_(None),
+                        changes.c.action == IMPORT_ACTION,
                     ),
                 )
             )
@@ -302,9 +311,18 @@ class PolicyStore:
             statement = statement.where(changes.c.at < as_utc(query.until))
         if query.before_revision is not None:
             statement = statement.where(changes.c.revision < query.before_revision)
+        found: list[AuditRecord] = []
         with self.reading() as connection:
-            rows = connection.execute(statement.limit(query.limit))
-            return [_audit_record(row) for row in rows]
+            rows = connection.execution_options(yield_per=200).execute(statement)
+            for row in rows:
+                record: AuditRecord | None = _audit_record(row)
+                if query.companies is not None and row.company is None:
+                    record = _import_part(_audit_record(row), query.companies)
+                if record is not None:
+                    found.append(record)
+                if len(found) == query.limit:
+                    break
+        return found
 
     def changes_after(
         self, revision: int, connection: Connection, limit: int
@@ -400,6 +418,32 @@ def _unreachable(what: str, error: Exception) -> Unavailable:
     go to the service log)."""
     log.warning("cannot %s the database: %s", what, error)
     return Unavailable(f"the database cannot be reached to {what}; see the log")
+
+
+def _import_part(record: AuditRecord, companies: dict[str, int]) -> AuditRecord | None:
+    """An import's record as the given companies' admins see it: only their
+    companies it changed (since each was created), and only their files'
+    lines; None if it changed none of them."""
+    after = record.after
+    if not isinstance(after, dict):
+        return None
+    mine = sorted(
+        company
+        for company in after.get("companies", ())
+        if company in companies and record.revision >= companies[company]
+    )
+    if not mine:
+        return None
+    files = tuple(f"companies/{company}.csv: " for company in mine)
+    part = {
+        "companies": mine,
+        "prune": after.get("prune"),
+        "added": [line for line in after.get("added", ()) if line.startswith(files)],
+        "removed": [
+            line for line in after.get("removed", ()) if line.startswith(files)
+        ],
+    }
+    return dataclasses.replace(record, before=None, after=part)
 
 
 def _audit_record(row: Any) -> AuditRecord:
