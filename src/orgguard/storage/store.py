@@ -313,15 +313,16 @@ class PolicyStore:
             statement = statement.where(changes.c.revision < query.before_revision)
         found: list[AuditRecord] = []
         with self.reading() as connection:
-            rows = connection.execution_options(yield_per=200).execute(statement)
-            for row in rows:
-                record: AuditRecord | None = _audit_record(row)
-                if query.companies is not None and row.company is None:
-                    record = _import_part(_audit_record(row), query.companies)
-                if record is not None:
-                    found.append(record)
-                if len(found) == query.limit:
-                    break
+            streamed = connection.execution_options(yield_per=200)
+            with streamed.execute(statement) as rows:
+                for row in rows:
+                    record: AuditRecord | None = _audit_record(row)
+                    if query.companies is not None and row.company is None:
+                        record = _import_part(_audit_record(row), query.companies)
+                    if record is not None:
+                        found.append(record)
+                    if len(found) == query.limit:
+                        break
         return found
 
     def changes_after(
