@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy.exc import DBAPIError
 
 from orgguard.storage.migrate import head
 from orgguard.storage.schema import metadata
@@ -57,23 +58,26 @@ def reusable_url(folder: Path) -> str:
 
 
 def release(url: str) -> None:
+    """Hand a test's database back: emptied for the next test if it is at
+    the current schema revision and nothing holds it; else left alone."""
     if not ON_POSTGRES:
         return
-    schema = _SCHEMA.search(url)
-    assert schema is not None
-    name = schema.group(1)
-    tables = ", ".join(f"{name}.{table}" for table in sorted(metadata.tables))
+    found = _SCHEMA.search(url)
+    assert found is not None
+    schema = found.group(1)
+    tables = ", ".join(f"{schema}.{table}" for table in sorted(metadata.tables))
     try:
-        _run(
-            "SET LOCAL lock_timeout = '2s'",
-            f"SELECT 1 FROM {name}.alembic_version WHERE version_num = '{head()}' "
-            "AND (SELECT count(*) FROM " + name + ".alembic_version) = 1",
-            f"TRUNCATE {tables} RESTART IDENTITY",
-            check_first_row=1,
-        )
-    except Exception:
-        return  # not at the current schema, or still in use: left alone
-    _reusable.append(name)
+        with _engine().begin() as connection:
+            connection.execute(text("SET LOCAL lock_timeout = '2s'"))
+            versions = connection.execute(
+                text(f"SELECT version_num FROM {schema}.alembic_version")
+            ).scalars()
+            if list(versions) != [head()]:
+                return
+            connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY"))
+    except DBAPIError:
+        return  # no such table, or still in use
+    _reusable.append(schema)
 
 
 _reusable: list[str] = []
@@ -86,14 +90,10 @@ def _url(schema: str) -> str:
     return f"{rendered}?options={quote(f'-csearch_path={schema}')}"
 
 
-def _run(*statements: str, check_first_row: int | None = None) -> None:
-    """Statements in one transaction of the session's database."""
-    engine = _engine()
-    with engine.begin() as connection:
-        for position, statement in enumerate(statements):
-            result = connection.execute(text(statement))
-            if position == check_first_row and result.first() is None:
-                raise LookupError(statement)
+def _run(statement: str) -> None:
+    """One statement in the session's database."""
+    with _engine().begin() as connection:
+        connection.execute(text(statement))
 
 
 _engines: dict[str, Engine] = {}
