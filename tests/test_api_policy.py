@@ -150,16 +150,35 @@ def test_export_bad_format_is_422(client: TestClient) -> None:
     assert response.json()["fields"][0]["field"] == "query.format"
 
 
-def test_import_skips_names_outside_the_policy(client: TestClient) -> None:
+def test_import_skips_files_that_are_not_policy_files(client: TestClient) -> None:
     files = exported(client)
-    files["../escape.csv"] = "p2, x, y, no\n"
-    files["companies/../../escape.csv"] = "p2, x, y, no\n"
     files["tests/demo.yaml"] = "cases: []\n"
+    files["README.txt"] = "not policy\n"
 
     response = client.post("/v1/policy/import?dry_run=true", content=tar(files))
 
     assert response.status_code == 200, response.text
     assert response.json()["added"] == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../escape.csv", "companies/../../escape.csv", "companies\\acme.csv",
+     "Companies/acme.csv", "companies/sub/acme.csv"],
+)  # fmt: skip
+def test_import_refuses_csv_files_outside_the_policy_layout(
+    client: TestClient, name: str
+) -> None:
+    """A .csv name that is not a policy file is refused, never skipped: a
+    company file under another spelling would otherwise be dropped (and,
+    with prune, its company deleted)."""
+    files = exported(client)
+    files[name] = "p2, x, y, no\n"
+
+    response = client.post("/v1/policy/import?dry_run=true", content=tar(files))
+
+    assert response.status_code == 422, response.text
+    assert "not a policy file name" in response.json()["message"]
 
 
 def test_policy_endpoints_pass_the_gate(anonymous: TestClient) -> None:
@@ -220,3 +239,35 @@ def test_import_of_an_archive_without_the_shared_files_is_refused(
     ]
     # Without a catalogue, the company's own rules name unknown permissions.
     assert all("unknown permission" in p for p in problems[3:])
+
+
+@pytest.mark.parametrize("body", [b"not an archive", b"PK\x03\x04" + b"\x00" * 64])
+def test_import_refuses_a_caller_without_the_right_before_reading_the_body(
+    anonymous: TestClient, body: bytes
+) -> None:
+    checker = bearer(make_key(anonymous, "storefront", "checker"))
+    support = bearer(make_key(anonymous, "support", "seller-support"))
+
+    as_checker = anonymous.post("/v1/policy/import?dry_run=true", content=body,
+                                headers=checker)  # fmt: skip
+    as_support = anonymous.post("/v1/policy/import", content=body, headers=support)
+
+    assert as_checker.status_code == 403
+    assert as_support.status_code == 403  # dry runs only
+
+
+def test_a_zip_it_cannot_decompress_is_422_not_500(client: TestClient) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("catalogue.csv", "p2, orders, read, no\n")
+    data = bytearray(buffer.getvalue())
+    # Say compression method 99 in both the local and the central header.
+    for header in (b"PK\x03\x04", b"PK\x01\x02"):
+        at = data.find(header)
+        offset = at + (8 if header == b"PK\x03\x04" else 10)
+        data[offset : offset + 2] = (99).to_bytes(2, "little")
+
+    response = client.post("/v1/policy/import?dry_run=true", content=bytes(data))
+
+    assert response.status_code == 422
+    assert response.json()["fields"][0]["field"] == "body"

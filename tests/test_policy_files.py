@@ -187,3 +187,33 @@ def test_read_policy_dir_orders_parents_first() -> None:
     for company in snapshot.companies:
         assert company.parent is None or company.parent in seen
         seen.add(company.id)
+
+
+@pytest.mark.parametrize("breaker", ["\u2028", "\r", "\x85", "\x0c", "\x1e", "\x00"])
+def test_a_rule_hidden_in_a_comment_by_an_odd_line_break_is_refused(
+    tmp_path: Path, breaker: str
+) -> None:
+    """Casbin splits files at "\\n" only: a line that other readers would
+    break elsewhere (and so read a rule where Casbin reads a comment) is
+    refused, naming the character."""
+    policy = tmp_path / "policies"
+    shutil.copytree(POLICIES, policy)
+    with (policy / "companies" / "globex.csv").open("a", encoding="utf-8") as file:
+        file.write(f"# reviewed{breaker}g, evil@x.example, group:admin, globex\n")
+
+    with pytest.raises(PolicyFileError) as raised:
+        read_policy_dir(policy)
+
+    [problem] = raised.value.problems
+    assert f"holds the control character U+{ord(breaker):04X}" in problem
+
+
+def test_crlf_and_a_byte_order_mark_are_read_as_casbin_reads_them(
+    tmp_path: Path,
+) -> None:
+    policy = tmp_path / "policies"
+    shutil.copytree(POLICIES, policy)
+    path = policy / "companies" / "globex.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b"\n", b"\r\n"))
+
+    assert read_policy_dir(policy) == read_policy_dir(POLICIES)

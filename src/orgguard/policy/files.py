@@ -84,10 +84,32 @@ class _Reader:
 
 
 def _lines(path: Path) -> list[str]:
+    """The file's lines as Casbin's file adapter splits them: at "\n" only
+    (a "\r" before it is dropped, as is a UTF-8 byte order mark). Any other
+    line break or control character is refused: a reader (or an editor)
+    that broke the line there would see rules that Casbin, reading a comment,
+    would not."""
     try:
-        return path.read_text(encoding="utf-8").splitlines()
+        text = path.read_bytes().decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise PolicyFileError([f"{path}: cannot read: {error}"]) from error
+    lines = text.removeprefix("\ufeff").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    lines = [line.removesuffix("\r") for line in lines]
+    problems = [
+        f"{path}:{number}: holds the control character "
+        f"U+{ord(bad.group()):04X}; only tabs may appear within a line"
+        for number, line in enumerate(lines, start=1)
+        if (bad := _CONTROL.search(line)) is not None
+    ]
+    if problems:
+        raise PolicyFileError(problems)
+    return lines
+
+
+# C0 and C1 controls but the tab, and the Unicode line and paragraph breaks.
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def read_policy_dir(

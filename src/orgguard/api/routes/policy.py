@@ -14,6 +14,7 @@ from orgguard.api.deps import AuthorizerDep, CallerDep
 from orgguard.api.routes.companies import REVISION_HEADER
 from orgguard.api.schemas import AccessChangePublic, PolicyImportResult
 from orgguard.errors import PolicyFileError
+from orgguard.policy.actions import POLICY_READ, POLICY_WRITE
 from orgguard.policy.archive import MEDIA_TYPES, ArchiveFormat, pack, unpack
 from orgguard.policy_admin import ImportResult, PolicyAdmin
 
@@ -85,6 +86,8 @@ async def create_policy_import(
     """Import an archive of policy files (as the export gives them) as one
     change, merged by company; refused whole, with every problem, if any file
     is wrong."""
+    # Who may import is known before the body is read or unpacked.
+    policy.authorizer.require(caller, POLICY_READ if dry_run else POLICY_WRITE)
     data = await request.body()
     return await run_in_threadpool(
         _import_archive, policy, caller, data, dry_run, prune
