@@ -249,3 +249,18 @@ def test_a_log_without_rows_cannot_rebuild_the_past(
 
     assert past.status_code == 409 and past.json()["fields"][0]["field"] == "at"
     assert present.status_code == 200
+
+
+def test_near_misses_name_no_company_the_asker_may_not_read(
+    client: TestClient,
+) -> None:
+    body = {"user": "hana@acme.example", "company": "initech",
+            "resource": "invoices", "action": "read", "explain": True}  # fmt: skip
+    bob = bearer(user_token("bob@acme.example"))  # admin of initech only
+
+    as_bob = client.post("/v1/check", json=body, headers=bob).json()
+    as_seller = client.post("/v1/check", json=body).json()
+
+    mention = "holds invoices:read in 'acme'"
+    assert not any(mention in m for m in as_bob["explanation"]["near_misses"])
+    assert any(mention in m for m in as_seller["explanation"]["near_misses"])

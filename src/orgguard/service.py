@@ -323,7 +323,10 @@ class Authorizer:
         rule named."""
         self.require(caller, MEMBERS_READ, company)
         index = self.index
-        explanation = explain(index, user, company, resource, action, owner)
+        explanation = explain(
+            index, user, company, resource, action, owner,
+            lambda other: self.gate.allows(index, caller, MEMBERS_READ, other),
+        )  # fmt: skip
         since = {
             group: self.store.membership_since(company, user, group)
             for group in explanation.groups

@@ -12,6 +12,7 @@ membership holds (from the change log) and where each rule is stored.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from orgguard.policy import casbin_rules, files
@@ -55,7 +56,10 @@ def explain(
     resource: str,
     action: str,
     owner: str | None = None,
+    may_read: Callable[[str], bool] = lambda _company: True,
 ) -> Explanation:
+    """``may_read``: whether the asker may read a company's members; the
+    near misses name no other company it may not."""
     decision = index.decide(user, company, resource, action, owner)
     permission = Permission(resource, action)
     found = Explanation(decision, index.members.get(company, {}).get(user, ()))
@@ -66,7 +70,9 @@ def explain(
                 line = _export_line(index, grant)
                 found.rules.append(RuleMatch(group, grant, applies, line))
     if not decision.allowed:
-        found.near_misses = _near_misses(index, user, company, permission, found)
+        found.near_misses = _near_misses(
+            index, user, company, permission, found, may_read
+        )
     return found
 
 
@@ -119,6 +125,7 @@ def _near_misses(
     company: str,
     permission: Permission,
     found: Explanation,
+    may_read: Callable[[str], bool],
 ) -> list[str]:
     misses: list[str] = []
     for match in found.rules:
@@ -138,7 +145,11 @@ def _near_misses(
                     f"'{user}' is not in it"
                 )
     for other in index.user_companies.get(user, ()):
-        if other != company and index.decide(user, other, *permission).allowed:
+        if (
+            other != company
+            and may_read(other)
+            and index.decide(user, other, *permission).allowed
+        ):
             misses.append(f"'{user}' holds {permission} in '{other}', not here")
     if permission not in index.catalogue:
         similar = sorted(
