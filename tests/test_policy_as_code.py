@@ -647,3 +647,22 @@ def test_a_company_admin_sees_its_part_of_an_import_in_its_audit_trail(
     ]
     assert all("globex" not in line for line in record.after["removed"])
     assert everything[0].after["companies"] == ["acme-south", "globex"]
+
+
+def test_an_import_that_leaves_a_company_without_an_admin_is_refused(
+    authorizer: Authorizer, admin: PolicyAdmin, exported: Path
+) -> None:
+    # acme-south has one admin, carol.
+    edit(
+        exported / "companies" / "acme-south.csv",
+        "g, carol@acme.example, group:admin, acme-south",
+        "g, carol@acme.example, group:buyer, acme-south",
+    )
+
+    problems = refused(admin, exported)
+
+    assert problems == [
+        "acme-south.csv: company 'acme-south' would be left without an admin "
+        "(it has carol@acme.example); make another member admin"
+    ]
+    assert "admin" in authorizer.index.members["acme-south"]["carol@acme.example"]

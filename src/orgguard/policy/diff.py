@@ -33,6 +33,7 @@ from orgguard.policy.files import (
 )
 from orgguard.policy.index import PolicyIndex
 from orgguard.policy.model import (
+    ADMIN,
     IMPORT_ACTION,
     KEY_PREFIX,
     Change,
@@ -114,9 +115,10 @@ def diff_policy(
 
     diff = PolicyDiff(change)
     _describe(diff)
-    stale = _stale(diff.companies, files, revisions or {})
-    if stale:
-        raise PolicyFileError(stale)
+    refused = _stale(diff.companies, files, revisions or {})
+    refused += _without_admins(current, change, source)
+    if refused:
+        raise PolicyFileError(refused)
     diff.access = access_changes(current, change)
     return diff
 
@@ -168,6 +170,30 @@ def _stale(
                 "(or its revision line was edited); export it again"
             )
     return problems
+
+
+def _without_admins(current: Snapshot, change: Change, source: Path) -> list[str]:
+    """A company that has admins keeps at least one, as with every other
+    write (the API answers 409): files that would leave none are refused."""
+    admins: dict[str, set[str]] = defaultdict(set)
+    for membership in current.memberships():
+        if membership.group == ADMIN:
+            admins[membership.company].add(membership.user)
+    after = {company: set(users) for company, users in admins.items()}
+    for membership in change.remove_members:
+        if membership.group == ADMIN:
+            after.get(membership.company, set()).discard(membership.user)
+    for membership in change.add_members:
+        if membership.group == ADMIN:
+            after.setdefault(membership.company, set()).add(membership.user)
+    deleted = set(change.remove_companies)
+    return [
+        f"{source / company_file(company)}: company '{company}' would be left "
+        "without an admin (it has "
+        f"{', '.join(sorted(admins[company]))}); make another member admin"
+        for company in sorted(admins)
+        if admins[company] and not after[company] and company not in deleted
+    ]
 
 
 def _prune(change: Change, current: Snapshot, doomed: set[str]) -> None:
