@@ -666,3 +666,16 @@ def test_an_import_that_leaves_a_company_without_an_admin_is_refused(
         "(it has carol@acme.example); make another member admin"
     ]
     assert "admin" in authorizer.index.members["acme-south"]["carol@acme.example"]
+
+
+def test_prune_does_not_delete_a_company_the_export_never_saw(
+    authorizer: Authorizer, admin: PolicyAdmin, exported: Path
+) -> None:
+    authorizer.create_company(OPERATOR, "newco", "New Co", None)
+
+    with pytest.raises(PolicyFileError) as raised:
+        admin.import_policy(OPERATOR, exported, prune=True, dry_run=True)
+
+    [problem] = raised.value.problems
+    assert "--prune would delete company 'newco', changed at revision 2" in problem
+    assert "newco" in authorizer.index.companies

@@ -117,6 +117,8 @@ def diff_policy(
     _describe(diff)
     refused = _stale(diff.companies, files, revisions or {})
     refused += _without_admins(current, change, source)
+    if prune:
+        refused += _pruned_unseen(known - named, files, revisions or {}, source)
     if refused:
         raise PolicyFileError(refused)
     diff.access = access_changes(current, change)
@@ -170,6 +172,25 @@ def _stale(
                 "(or its revision line was edited); export it again"
             )
     return problems
+
+
+def _pruned_unseen(
+    doomed: set[str], files: Snapshot, revisions: Mapping[str, int], source: Path
+) -> list[str]:
+    """Prune deletes the companies the files do not name; one created or
+    changed after the export was made (after the newest revision its files
+    state) was never seen by whoever made the files, and is not deleted."""
+    stated = [revision for revision, _ in files.stated_revisions.values()]
+    if not stated:
+        return []  # files written by hand: nothing says when
+    newest = max(stated)
+    return [
+        f"{source}: --prune would delete company '{company}', changed at "
+        f"revision {revisions[company]}, after these files (newest revision "
+        f"{newest}): export again, or keep it"
+        for company in sorted(doomed)
+        if revisions.get(company, 0) > newest
+    ]
 
 
 def _without_admins(current: Snapshot, change: Change, source: Path) -> list[str]:
