@@ -125,6 +125,12 @@ BASE = "company: acme, resource: orders, action: read"
         ("cases: [plain]", "a case is a mapping"),
         ("cases: {}", "a list of 'cases'"),
         ("cases: [", "not valid YAML"),
+        ("cases: [{user: a@x, " + BASE + ", expect: [allow]}]", "expect must be"),
+        ("cases: [{user: a@x, " + BASE + ", expect: allow}]\ncases: []", "once"),
+        (
+            "b: &b {cases: [{user: a@x, " + BASE + ", expect: allow}]}\n<<: *b",
+            "once",
+        ),
     ],
 )
 def test_malformed_test_file_is_refused(

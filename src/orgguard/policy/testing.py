@@ -111,12 +111,18 @@ def _read_file(path: Path, checks: list[PolicyCheck], problems: list[str]) -> No
     if not isinstance(data, dict) or not isinstance(data.get("cases"), list):
         problems.append(f"{path}: a test file is a mapping with a list of 'cases'")
         return
-    assert isinstance(root, yaml.MappingNode)
-    lines = next(
-        [item.start_mark.line + 1 for item in value.value]
-        for key, value in root.value
-        if key.value == "cases"
-    )
+    nodes = [
+        value
+        for key, value in getattr(root, "value", ())
+        if isinstance(key, yaml.ScalarNode) and key.value == "cases"
+    ]
+    if len(nodes) != 1 or not isinstance(nodes[0], yaml.SequenceNode):
+        problems.append(f"{path}: give 'cases' once, as a plain list")
+        return
+    lines = [item.start_mark.line + 1 for item in nodes[0].value]
+    if len(lines) != len(data["cases"]):
+        problems.append(f"{path}: give 'cases' once, as a plain list")
+        return
     for line, case in zip(lines, data["cases"], strict=True):
         where = f"{path}:{line}"
         try:
@@ -152,7 +158,7 @@ def _expand(where: str, case: Any) -> list[PolicyCheck]:
             for user in _users(users, f"expect.{verdict}")
         ]
     else:
-        if expect not in _VERDICTS:
+        if not isinstance(expect, str) or expect not in _VERDICTS:
             raise InvalidInput("expect must be allow, deny or a table of users")
         if ("user" in case) == ("users" in case):
             raise InvalidInput("give one of user or users")
