@@ -360,3 +360,12 @@ def test_user_companies_lists_groups_per_company(client: TestClient) -> None:
         {"company": "globex", "groups": ["buyer", "contact"]},
     ]
     assert client.get("/v1/users/nobody@x.example/companies").json()["companies"] == []
+
+
+def test_a_company_id_differing_only_in_case_is_refused(client: TestClient) -> None:
+    response = client.post("/v1/companies", json={"id": "ACME", "name": "Shout"})
+
+    assert response.status_code == 409
+    assert response.json()["fields"][0]["field"] == "id"
+    assert "only in case" in response.json()["message"]
+    assert client.get("/v1/companies/ACME").status_code == 404

@@ -8,6 +8,7 @@ brackets, white space and control characters.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Final
 
 from orgguard.errors import InvalidInput
@@ -71,3 +72,16 @@ def check_display_name(value: str, field: str) -> str:
             field=field,
         )
     return value
+
+
+def case_twin(company_id: str, existing: Iterable[str]) -> str | None:
+    """An existing company whose id differs from ``company_id`` only in case."""
+    folded = company_id.casefold()
+    return next(
+        (
+            other
+            for other in existing
+            if other != company_id and other.casefold() == folded
+        ),
+        None,
+    )

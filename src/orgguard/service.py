@@ -24,7 +24,12 @@ from sqlalchemy import Connection
 
 from orgguard.access import Caller, Gate
 from orgguard.errors import Conflict, InvalidInput, NotFound
-from orgguard.ids import check_display_name, check_name_id, check_user_id
+from orgguard.ids import (
+    case_twin,
+    check_display_name,
+    check_name_id,
+    check_user_id,
+)
 from orgguard.memory import bulk_load
 from orgguard.policy import casbin_rules
 from orgguard.policy.actions import (
@@ -408,6 +413,13 @@ class Authorizer:
             self.require(caller, COMPANIES_WRITE)
             if company_id in self.index.companies:
                 raise Conflict(f"company '{company_id}' already exists", field="id")
+            twin = case_twin(company_id, self.index.companies)
+            if twin is not None:
+                raise Conflict(
+                    f"company '{company_id}' differs from '{twin}' only in case; "
+                    "their files would collide on many file systems",
+                    field="id",
+                )
             if parent is not None and parent not in self.index.companies:
                 raise NotFound(
                     f"parent company '{parent}' does not exist", field="parent"

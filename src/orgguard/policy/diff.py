@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from orgguard.errors import PolicyFileError
+from orgguard.ids import case_twin
 from orgguard.policy import casbin_rules
 from orgguard.policy.files import (
     CATALOGUE_FILE,
@@ -98,6 +99,18 @@ def diff_policy(
     known = {company.id for company in current.companies}
     named = {company.id for company in files.companies}
     change.add_companies = [c for c in files.companies if c.id not in known]
+    taken = set(known)
+    for company in change.add_companies:
+        twin = case_twin(company.id, taken)
+        if twin is not None:
+            raise PolicyFileError(
+                [
+                    f"{source / company_file(company.id)}: company '{company.id}' "
+                    f"differs from '{twin}' only in case; their files would "
+                    "collide on many file systems"
+                ]
+            )
+        taken.add(company.id)
     # Templates, and the companies the files name; the others stay as they are.
     stored_grants = [
         g for g in current.grants if g.company is None or g.company in named
