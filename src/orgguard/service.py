@@ -798,15 +798,30 @@ class Authorizer:
         ]
 
     def _index_at(self, moment: datetime) -> PolicyIndex:
+        """The index as it was at ``moment``: the change log replayed up to
+        it, or, when an early change was logged without its rows, the policy
+        now with every later change undone."""
         index = PolicyIndex()
         for revision, change in self.store.changes_until(moment):
             if change is None:
+                return self._index_undone_to(moment)
+            index.apply(change, revision)
+        return index
+
+    def _index_undone_to(self, moment: datetime) -> PolicyIndex:
+        snapshot, then, undone = self.store.undone_since(moment)
+        with bulk_load():
+            index = PolicyIndex.from_snapshot(snapshot)
+        for revision, change in undone:
+            if change is None:
                 raise Conflict(
-                    f"the change log cannot rebuild the policy at that time: "
-                    f"revision {revision} is stored without its rows (too large)",
+                    "the change log cannot rebuild the policy at that time: "
+                    f"revision {revision}, made after it, is stored without "
+                    "its rows, and so is one made before it",
                     field="at",
                 )
-            index.apply(change, revision)
+            index.apply(change, index.revision)
+        index.revision = then
         return index
 
     def who_can(

@@ -13,6 +13,7 @@ reloads the policy in full.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Final
 
 from orgguard.policy import casbin_rules
@@ -32,8 +33,10 @@ MAX_ROWS: Final = 20_000
 Ops = dict[str, list[Any]]
 
 
-def encode(change: Change) -> Ops | None:
-    """The change's rows as JSON-ready lists; None if it is too large."""
+def encode(change: Change, dropped: Iterable[Company] = ()) -> Ops | None:
+    """The change's rows as JSON-ready lists; None if it is too large.
+    ``dropped``: the records of the companies it removes (the log keeps them
+    whole, so that ``undo`` can put them back)."""
     removed: list[casbin_rules.Rule] = [
         *change.remove_roles,
         *change.remove_members,
@@ -52,10 +55,38 @@ def encode(change: Change) -> Ops | None:
     return {
         "remove_rules": [list(casbin_rules.to_row(rule)) for rule in removed],
         "remove_groups": [[g.company, g.id, g.name] for g in change.remove_groups],
-        "remove_companies": list(change.remove_companies),
+        "remove_companies": _removed_companies(change, dropped),
         "add_companies": [[c.id, c.name, c.parent] for c in change.add_companies],
         "add_groups": [[g.company, g.id, g.name] for g in change.add_groups],
         "add_rules": [list(casbin_rules.to_row(rule)) for rule in added],
+    }
+
+
+def _removed_companies(change: Change, dropped: Iterable[Company]) -> list[Any]:
+    """Each removed company as [id, name, parent], or its bare id when its
+    record is not known (as in changes logged before records were kept)."""
+    records = {company.id: company for company in dropped}
+    return [
+        [records[c].id, records[c].name, records[c].parent] if c in records else c
+        for c in change.remove_companies
+    ]
+
+
+def undo(ops: Ops) -> Ops | None:
+    """The rows of the change that takes ``ops`` back (what it added is
+    removed, what it removed is added); None when the log cannot say (a
+    company removed without its record). Catalogue and platform rules stay:
+    nothing can remove them, and a company's access does not depend on them."""
+    if any(isinstance(company, str) for company in ops["remove_companies"]):
+        return None
+    kept = [row for row in ops["add_rules"] if row[0] not in ("p2", "p3")]
+    return {
+        "remove_rules": kept,
+        "remove_groups": ops["add_groups"],
+        "remove_companies": [company[0] for company in ops["add_companies"]],
+        "add_companies": ops["remove_companies"],
+        "add_groups": ops["remove_groups"],
+        "add_rules": ops["remove_rules"],
     }
 
 
@@ -64,7 +95,10 @@ def decode(action: str, ops: Ops) -> Change:
     change = Change(action)
     decoder = casbin_rules.RowDecoder()
     change.remove_groups = [CustomGroup(*fields) for fields in ops["remove_groups"]]
-    change.remove_companies = list(ops["remove_companies"])
+    change.remove_companies = [
+        company if isinstance(company, str) else company[0]
+        for company in ops["remove_companies"]
+    ]
     change.add_companies = [Company(*fields) for fields in ops["add_companies"]]
     change.add_groups = [CustomGroup(*fields) for fields in ops["add_groups"]]
     for adding, key in ((False, "remove_rules"), (True, "add_rules")):

@@ -351,17 +351,43 @@ class PolicyStore:
         """Every change from the first up to the last made at or before
         ``moment`` (in revision order), to rebuild the policy as it was."""
         statement = (
-            select(changes.c.revision, changes.c.at, changes.c.action, changes.c.ops)
+            select(changes.c.revision, changes.c.action, changes.c.ops)
             .where(changes.c.at <= as_utc(moment))
             .order_by(changes.c.revision)
         )
-        found: list[tuple[int, Change | None]] = []
         with self.reading() as connection:
-            for row in connection.execute(statement):
-                ops = row.ops
-                change = None if ops is None else changelog.decode(row.action, ops)
-                found.append((int(row.revision), change))
-        return found
+            return [
+                (
+                    int(row.revision),
+                    None if row.ops is None else changelog.decode(row.action, row.ops),
+                )
+                for row in connection.execute(statement)
+            ]
+
+    def undone_since(
+        self, moment: datetime
+    ) -> tuple[Snapshot, int, list[tuple[int, Change | None]]]:
+        """The policy now, the revision it had at ``moment``, and the changes
+        made after ``moment``, newest first, each as the change that undoes
+        it (None where the log cannot say): read in one transaction."""
+        with self.reading() as connection:
+            snapshot = self.load(connection)
+            then = connection.execute(
+                select(func.max(changes.c.revision)).where(
+                    changes.c.at <= as_utc(moment)
+                )
+            ).scalar()
+            rows = connection.execute(
+                select(changes.c.revision, changes.c.action, changes.c.ops)
+                .where(changes.c.at > as_utc(moment))
+                .order_by(changes.c.revision.desc())
+            )
+            undone: list[tuple[int, Change | None]] = []
+            for row in rows:
+                undo = None if row.ops is None else changelog.undo(row.ops)
+                change = None if undo is None else changelog.decode(row.action, undo)
+                undone.append((int(row.revision), change))
+        return snapshot, int(then or 0), undone
 
     def rule_ids(self, rows: Iterable[casbin_rules.Row]) -> dict[casbin_rules.Row, int]:
         """The stored id of each rule found (the ``id`` of ``casbin_rule``)."""
@@ -565,6 +591,19 @@ def _moment(value: datetime | str) -> datetime:
 
 def _write(connection: Connection, change: Change) -> int:
     now = utcnow()
+    # The removed companies' records, so the log can undo the change too.
+    dropped = (
+        [
+            Company(row.id, row.name, row.parent)
+            for row in connection.execute(
+                select(companies.c.id, companies.c.name, companies.c.parent).where(
+                    companies.c.id.in_(change.remove_companies)
+                )
+            )
+        ]
+        if change.remove_companies
+        else []
+    )
     inserted = connection.execute(
         insert(changes).values(
             at=now,
@@ -575,7 +614,7 @@ def _write(connection: Connection, change: Change) -> int:
             before=change.before,
             after=change.after,
             detail=change.summary(),
-            ops=changelog.encode(change),
+            ops=changelog.encode(change, dropped),
         )
     ).inserted_primary_key
     assert inserted is not None
