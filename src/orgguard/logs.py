@@ -85,6 +85,14 @@ def configure(level: str, log_format: LogFormat) -> None:
     logger that already has handlers alone (a test runner's)."""
     logging.basicConfig(level=level.upper(), handlers=[make_handler(log_format)])
     logging.captureWarnings(True)  # Python's warnings too, as lines of py.warnings
+    # Alembic describes its set-up at info on every start; orgguard logs the
+    # one line that matters ("database schema upgraded from ... to ...").
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, _level(level)))
+
+
+def _level(name: str) -> int:
+    level = logging.getLevelName(name.upper())
+    return level if isinstance(level, int) else logging.INFO
 
 
 def make_handler(
