@@ -8,12 +8,15 @@ import json
 import os
 import signal
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from orgguard import logs
@@ -197,19 +200,11 @@ def db_upgrade() -> None:
     """Migrate the database to the schema this orgguard needs (creating it in
     an empty database). Safe to run at any time, from any number of hosts."""
     from orgguard.storage import migrate
-    from orgguard.storage.database import make_engine
 
     settings = _settings()
     logs.configure("warning", settings.log_format)
-    engine = make_engine(settings.database_url)
-    try:
+    with _schema_engine(settings, "migrate") as engine:
         before, after = migrate.upgrade(engine)
-    except OrgguardError as error:
-        raise _fail(error) from error
-    except SQLAlchemyError as error:
-        raise _fail(Unavailable(f"cannot migrate: {error}")) from error
-    finally:
-        engine.dispose()
     if before == after:
         typer.echo(f"schema already at revision {after}")
     else:
@@ -221,26 +216,36 @@ def db_current() -> None:
     """The database's schema revision and the one this orgguard needs; exit 6
     when they differ."""
     from orgguard.storage import migrate
-    from orgguard.storage.database import make_engine
 
     settings = _settings()
     try:
         _require_database(settings.database_url)
     except OrgguardError as error:
         raise _fail(error) from error
-    engine = make_engine(settings.database_url)
-    try:
-        with engine.connect() as connection:
-            found = migrate.current(connection)
-    except OrgguardError as error:
-        raise _fail(error) from error
-    except SQLAlchemyError as error:
-        raise _fail(Unavailable(f"cannot read the schema: {error}")) from error
-    finally:
-        engine.dispose()
+    with (
+        _schema_engine(settings, "read the schema") as engine,
+        engine.connect() as connection,
+    ):
+        found = migrate.current(connection)
     typer.echo(f"database: {found or 'none'}; this orgguard needs: {migrate.head()}")
     if found != migrate.head():
         raise typer.Exit(Unavailable.exit_code)
+
+
+@contextmanager
+def _schema_engine(settings: Settings, doing: str) -> Iterator[Engine]:
+    """An engine for the ``db`` commands; its errors become exit codes."""
+    from orgguard.storage.database import make_engine
+
+    engine = make_engine(settings.database_url)
+    try:
+        yield engine
+    except OrgguardError as error:
+        raise _fail(error) from error
+    except SQLAlchemyError as error:
+        raise _fail(Unavailable(f"cannot {doing}: {error}")) from error
+    finally:
+        engine.dispose()
 
 
 def _require_free_port(host: str, port: int) -> None:

@@ -108,6 +108,12 @@ def _check(authorizer: Authorizer, caller: Caller, body: bytes) -> bytes | None:
         or not may_check(authorizer, caller)
     ):
         return None
+    return answer_check(authorizer, request)
+
+
+def answer_check(authorizer: Authorizer, request: CheckItem) -> bytes:
+    """Decide one check and give the answer's bytes (this path's and the
+    route's)."""
     decision, revision = authorizer.check_at(
         request.user, request.company, request.resource, request.action,
         request.owner,

@@ -31,10 +31,15 @@ BEFORE_MIGRATIONS = "0001"
 
 
 @cache
-def _script() -> ScriptDirectory:
+def _config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    return ScriptDirectory.from_config(config)
+    return config
+
+
+@cache
+def _script() -> ScriptDirectory:
+    return ScriptDirectory.from_config(_config())
 
 
 def head() -> str:
@@ -146,10 +151,8 @@ def _run(connection: Connection, destination: str, *, stamp: bool = False) -> No
             return script._stamp_revs(destination, revision)
         return script._upgrade_revs(destination, revision)
 
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
     with EnvironmentContext(
-        config, script, fn=steps, destination_rev=destination
+        _config(), script, fn=steps, destination_rev=destination
     ) as environment:
         environment.configure(connection=connection, target_metadata=metadata)
         with environment.begin_transaction():

@@ -12,7 +12,12 @@ from starlette.concurrency import run_in_threadpool
 from orgguard.access import Caller
 from orgguard.api import consistency
 from orgguard.api.deps import AuthorizerDep, CallerDep
-from orgguard.api.fast_check import decisions_log, encode, log_decisions
+from orgguard.api.fast_check import (
+    answer_check,
+    decisions_log,
+    encode,
+    log_decisions,
+)
 from orgguard.api.schemas import (
     BatchRequest,
     BatchResponse,
@@ -60,21 +65,10 @@ async def check(request: Request) -> Response:
         raise
     # The caller's own rights too are decided at the revision asked.
     await consistency.reach(authorizer, body.min_revision, _wait(request))
-    if not body.explain:  # explaining needs members:read in the company instead
-        authorizer.require(caller, DECISIONS_CHECK)
-    if body.explain:
+    if body.explain:  # needs members:read in the company instead
         return await _explained(authorizer, caller, body)
-    decision, revision = authorizer.check_at(
-        body.user, body.company, body.resource, body.action, body.owner
-    )
-    if decisions_log.isEnabledFor(logging.DEBUG):
-        log_decisions([body], [decision])
-    answer = {
-        "allowed": decision.allowed,
-        "reason": decision.reason,
-        "revision": revision,
-    }
-    return Response(encode(answer), media_type="application/json")
+    authorizer.require(caller, DECISIONS_CHECK)
+    return Response(answer_check(authorizer, body), media_type="application/json")
 
 
 async def _read_check(request: Request) -> CheckRequest:
